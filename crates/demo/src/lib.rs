@@ -1,0 +1,288 @@
+//! The built-in demo MCP server (`portcullis demo-server`).
+//!
+//! It serves the fixture tools, resources and prompts the MCP conformance suite's
+//! server scenarios expect, plus `echo` (used by the load benchmark) and
+//! `test_trigger_tool_change` (adds or removes a tool and announces `list_changed`,
+//! which exercises the gateway's federation of list changes). With no configuration
+//! the gateway fronts this server, so a first run needs nothing else.
+#![forbid(unsafe_code)]
+
+mod fixtures;
+
+use portcullis_mcp::jsonrpc::{to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use portcullis_mcp::object::RawObject;
+use portcullis_mcp::peer::Outcome;
+use portcullis_mcp::server::http::{routes, HttpOptions, McpService};
+use portcullis_mcp::server::session::SessionCodec;
+use portcullis_mcp::server::{Handler, RequestContext, Streams};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The demo server's state: which optional tool is currently listed.
+pub struct DemoServer {
+    streams: Arc<Streams>,
+    extra_tool: AtomicBool,
+}
+
+impl DemoServer {
+    pub fn new(streams: Arc<Streams>) -> Self {
+        DemoServer { streams, extra_tool: AtomicBool::new(false) }
+    }
+
+    fn tools(&self) -> Value {
+        let mut tools = fixtures::tools();
+        if self.extra_tool.load(Ordering::Relaxed) {
+            if let Some(list) = tools.as_array_mut() {
+                list.push(json!({
+                    "name": "dynamic_tool",
+                    "description": "A tool that appears after test_trigger_tool_change",
+                    "inputSchema": { "type": "object", "properties": {} }
+                }));
+            }
+        }
+        tools
+    }
+
+    async fn call_tool(&self, params: &RawObject, ctx: &RequestContext) -> Result<Value, RpcError> {
+        let name = params.require_str("name")?;
+        let args: Value = params
+            .get("arguments")
+            .map(|a| serde_json::from_str(a.get()))
+            .transpose()
+            .map_err(|e| RpcError::new(INVALID_PARAMS, format!("\"arguments\" must be an object: {e}")))?
+            .unwrap_or_else(|| json!({}));
+        let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
+        let text = |t: &str| json!({ "content": [{ "type": "text", "text": t }] });
+        match name.as_str() {
+            "echo" => {
+                let message = arg("message").ok_or_else(|| missing("message"))?;
+                Ok(text(&message))
+            }
+            "test_simple_text" => Ok(text("This is a simple text response for testing.")),
+            "test_image_content" => {
+                Ok(json!({ "content": [{ "type": "image", "data": fixtures::PNG, "mimeType": "image/png" }] }))
+            }
+            "test_audio_content" => {
+                Ok(json!({ "content": [{ "type": "audio", "data": fixtures::WAV, "mimeType": "audio/wav" }] }))
+            }
+            "test_embedded_resource" => Ok(json!({ "content": [{ "type": "resource", "resource": {
+                "uri": "test://embedded-resource", "mimeType": "text/plain",
+                "text": "This is an embedded resource content." } }] })),
+            "test_multiple_content_types" => Ok(json!({ "content": [
+                { "type": "text", "text": "Multiple content types test:" },
+                { "type": "image", "data": fixtures::PNG, "mimeType": "image/png" },
+                { "type": "resource", "resource": { "uri": "test://mixed-content-resource",
+                  "mimeType": "application/json", "text": "{\"test\":\"data\",\"value\":123}" } }
+            ] })),
+            "test_error_handling" => Ok(json!({ "isError": true, "content": [{ "type": "text",
+                "text": "This tool intentionally returns an error for testing" }] })),
+            "test_tool_with_progress" => {
+                let token = params.get_object("_meta").and_then(|m| m.get("progressToken").map(|t| t.to_owned()));
+                if let Some(token) = &token {
+                    for (i, step) in [0, 50, 100].into_iter().enumerate() {
+                        if i > 0 {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        let note = json!({ "progressToken": serde_json::from_str::<Value>(token.get()).unwrap_or(Value::Null),
+                            "progress": step, "total": 100, "message": format!("Completed step {step} of 100") });
+                        ctx.peer.notify("notifications/progress", Some(&to_raw(&note)));
+                    }
+                }
+                let shown = token
+                    .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .unwrap_or_else(|| "no progress token".into());
+                Ok(text(&shown))
+            }
+            "test_tool_with_logging" => {
+                for (i, data) in ["Tool execution started", "Tool processing data", "Tool execution completed"]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    let note = json!({ "level": "info", "logger": "demo", "data": data });
+                    ctx.peer.notify("notifications/message", Some(&to_raw(&note)));
+                }
+                Ok(text("Tool with logging executed successfully"))
+            }
+            "test_sampling" => {
+                let prompt = arg("prompt").ok_or_else(|| missing("prompt"))?;
+                let req = json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": prompt } }],
+                                  "maxTokens": 100 });
+                let answer = self.ask(ctx, "sampling/createMessage", req).await?;
+                let said = answer.pointer("/content/text").and_then(Value::as_str).unwrap_or_default();
+                Ok(text(&format!("LLM response: {said}")))
+            }
+            "test_elicitation" => {
+                let message = arg("message").ok_or_else(|| missing("message"))?;
+                let req = json!({ "message": message, "requestedSchema": { "type": "object", "properties": {
+                    "username": { "type": "string", "description": "User's response" },
+                    "email": { "type": "string", "description": "User's email address" } },
+                    "required": ["username", "email"] } });
+                let answer = self.ask(ctx, "elicitation/create", req).await?;
+                Ok(text(&elicitation_summary("User response", &answer)))
+            }
+            "test_elicitation_sep1034_defaults" => {
+                let answer = self.ask(ctx, "elicitation/create", fixtures::sep1034_request()).await?;
+                Ok(text(&elicitation_summary("Elicitation completed", &answer)))
+            }
+            "test_elicitation_sep1330_enums" => {
+                let answer = self.ask(ctx, "elicitation/create", fixtures::sep1330_request()).await?;
+                Ok(text(&elicitation_summary("Elicitation completed", &answer)))
+            }
+            "test_reconnection" => Ok(text(
+                "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.",
+            )),
+            "json_schema_2020_12_tool" => Ok(text(&format!("Received: {args}"))),
+            "test_trigger_tool_change" => {
+                let now = !self.extra_tool.fetch_xor(true, Ordering::Relaxed);
+                self.streams.broadcast("notifications/tools/list_changed", None);
+                Ok(text(if now { "dynamic_tool added" } else { "dynamic_tool removed" }))
+            }
+            "exit_process" => {
+                tracing::warn!("exit_process called: exiting");
+                std::process::exit(3)
+            }
+            "dynamic_tool" if self.extra_tool.load(Ordering::Relaxed) => Ok(text("dynamic_tool called")),
+            "sleep" => {
+                let ms = args.get("ms").and_then(Value::as_u64).unwrap_or(1000).min(600_000);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(text(&format!("slept {ms} ms")))
+            }
+            other => Err(RpcError::new(INVALID_PARAMS, format!("Unknown tool: {other}"))),
+        }
+    }
+
+    async fn ask(&self, ctx: &RequestContext, method: &str, params: Value) -> Result<Value, RpcError> {
+        let outcome = ctx.peer.request(method, Some(&to_raw(&params)), Duration::from_secs(120)).await;
+        match outcome {
+            Ok(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| RpcError::new(INVALID_PARAMS, format!("invalid {method} answer: {e}"))),
+            Err(raw) => Err(serde_json::from_str(raw.get()).unwrap_or_else(|_| {
+                RpcError::new(portcullis_mcp::jsonrpc::INTERNAL_ERROR, format!("{method} failed"))
+            })),
+        }
+    }
+
+    fn read_resource(&self, uri: &str) -> Result<Value, RpcError> {
+        let content = match uri {
+            "test://static-text" => json!({ "uri": uri, "mimeType": "text/plain",
+                "text": "This is the content of the static text resource." }),
+            "test://static-binary" => {
+                json!({ "uri": uri, "mimeType": "image/png", "blob": fixtures::PNG })
+            }
+            "test://watched-resource" => {
+                json!({ "uri": uri, "mimeType": "text/plain", "text": "Watched resource content" })
+            }
+            _ => match uri.strip_prefix("test://template/").and_then(|r| r.strip_suffix("/data")) {
+                Some(id) if !id.is_empty() && !id.contains('/') => {
+                    json!({ "uri": uri, "mimeType": "application/json",
+                    "text": json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") }).to_string() })
+                }
+                _ => return Err(RpcError::new(INVALID_PARAMS, "Resource not found").with_data(json!({ "uri": uri }))),
+            },
+        };
+        Ok(json!({ "contents": [content] }))
+    }
+
+    fn get_prompt(&self, params: &RawObject) -> Result<Value, RpcError> {
+        let name = params.require_str("name")?;
+        let args: Value = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok()).unwrap_or(json!({}));
+        let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| missing(k));
+        let user = |content: Value| json!({ "role": "user", "content": content });
+        let messages = match name.as_str() {
+            "test_simple_prompt" => {
+                vec![user(json!({ "type": "text", "text": "This is a simple prompt for testing." }))]
+            }
+            "test_prompt_with_arguments" => {
+                let (a1, a2) = (arg("arg1")?, arg("arg2")?);
+                vec![user(
+                    json!({ "type": "text", "text": format!("Prompt with arguments: arg1='{a1}', arg2='{a2}'") }),
+                )]
+            }
+            "test_prompt_with_embedded_resource" => {
+                let uri = arg("resourceUri")?;
+                vec![
+                    user(json!({ "type": "resource", "resource": { "uri": uri, "mimeType": "text/plain",
+                        "text": "Embedded resource content for testing." } })),
+                    user(json!({ "type": "text", "text": "Please process the embedded resource above." })),
+                ]
+            }
+            "test_prompt_with_image" => vec![
+                user(json!({ "type": "image", "data": fixtures::PNG, "mimeType": "image/png" })),
+                user(json!({ "type": "text", "text": "Please analyze the image above." })),
+            ],
+            other => return Err(RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {other}"))),
+        };
+        Ok(json!({ "messages": messages }))
+    }
+}
+
+fn missing(arg: &str) -> RpcError {
+    RpcError::new(INVALID_PARAMS, format!("missing required argument \"{arg}\""))
+}
+
+fn elicitation_summary(prefix: &str, answer: &Value) -> String {
+    let action = answer.get("action").and_then(Value::as_str).unwrap_or("unknown");
+    let content = answer.get("content").map(Value::to_string).unwrap_or_else(|| "{}".into());
+    format!("{prefix}: action={action}, content={content}")
+}
+
+impl Handler for DemoServer {
+    async fn handle(&self, request: Request, ctx: RequestContext) -> Outcome {
+        let params = RawObject::parse_params(request.params.as_deref()).map_err(|e| e.to_raw())?;
+        let result = match request.method.as_str() {
+            "initialize" => Ok(json!({
+                "protocolVersion": ctx.session.protocol_version,
+                "capabilities": {
+                    "tools": { "listChanged": true },
+                    "resources": { "subscribe": true, "listChanged": true },
+                    "prompts": { "listChanged": true },
+                    "logging": {},
+                    "completions": {}
+                },
+                "serverInfo": { "name": "portcullis-demo", "version": env!("CARGO_PKG_VERSION") },
+                "instructions": "Portcullis demo server: conformance fixtures and an echo tool."
+            })),
+            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => Ok(json!({})),
+            "tools/list" => Ok(json!({ "tools": self.tools() })),
+            "tools/call" => self.call_tool(&params, &ctx).await,
+            "resources/list" => Ok(json!({ "resources": fixtures::resources() })),
+            "resources/templates/list" => Ok(json!({ "resourceTemplates": fixtures::resource_templates() })),
+            "resources/read" => params.require_str("uri").and_then(|uri| self.read_resource(&uri)),
+            "prompts/list" => Ok(json!({ "prompts": fixtures::prompts() })),
+            "prompts/get" => self.get_prompt(&params),
+            "completion/complete" => Ok(fixtures::complete(&params)),
+            other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+        };
+        result.map(|v| to_raw(&v)).map_err(|e| e.to_raw())
+    }
+}
+
+/// Serves the demo server on stdin/stdout until stdin closes.
+pub async fn serve_stdio() {
+    let streams = Arc::new(Streams::default());
+    let server = Arc::new(DemoServer::new(streams.clone()));
+    portcullis_mcp::server::stdio::serve(server, streams, tokio::io::stdin(), tokio::io::stdout(), 16 << 20).await;
+}
+
+/// The demo server's HTTP app (Streamable HTTP at `/mcp`).
+pub fn http_app() -> axum::Router {
+    let streams = Arc::new(Streams::default());
+    let server = Arc::new(DemoServer::new(streams.clone()));
+    let codec = Arc::new(SessionCodec::ephemeral(0));
+    let service = Arc::new(McpService::new(server, codec, streams, HttpOptions::default()));
+    routes(service, 4 << 20)
+}
+
+/// Serves the demo server over Streamable HTTP until the process ends.
+pub async fn serve_http(addr: SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("demo server listening on http://{}/mcp", listener.local_addr()?);
+    axum::serve(listener, http_app()).await
+}

@@ -1,0 +1,576 @@
+//! The gateway's configuration: one typed serde tree (`deny_unknown_fields` everywhere),
+//! the JSON Schema generated from it, and validation that reports every problem with
+//! the path of the field at fault.
+
+use indexmap::IndexMap;
+use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The default address: loopback only, so a first run exposes nothing to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Portcullis gateway configuration (`portcullis.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP front door (MCP at `/mcp`, health at `/healthz` and `/readyz`).
+    #[serde(default = "default_listen")]
+    #[schemars(with = "String")]
+    pub listen: SocketAddr,
+    /// Upstream MCP servers, by name. With none configured the gateway fronts its demo server.
+    #[serde(default)]
+    pub servers: IndexMap<String, ServerConfig>,
+    /// Named endpoints (`/mcp/<name>`) that expose a chosen subset of tools.
+    #[serde(default)]
+    pub virtual_servers: IndexMap<String, VirtualServerConfig>,
+    /// Limits and browser checks of the HTTP front door.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Client sessions.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+}
+
+fn default_listen() -> SocketAddr {
+    // A constant that parses: the fallback is never taken.
+    DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            servers: IndexMap::new(),
+            virtual_servers: IndexMap::new(),
+            http: HttpConfig::default(),
+            sessions: SessionsConfig::default(),
+        }
+    }
+}
+
+/// One upstream MCP server. Exactly one of `stdio`, `http` and `sse` must be set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Launch the server as a child process (restarted with backoff when it exits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio: Option<StdioSpec>,
+    /// A Streamable HTTP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpSpec>,
+    /// A legacy HTTP+SSE server (protocol 2024-11-05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sse: Option<HttpSpec>,
+    /// Prefix of this server's tool and prompt names (`<prefix>__<name>`) and resource URIs
+    /// (`<prefix>+<uri>`). Defaults to the server's name; `""` exposes names unchanged (one server at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// How long one request may take before the caller gets a timeout error.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Set to false to keep the entry but not connect.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ServerConfig {
+    /// The transport, if exactly one is configured.
+    pub fn transport(&self) -> Option<TransportSpec> {
+        match (&self.stdio, &self.http, &self.sse) {
+            (Some(s), None, None) => Some(TransportSpec::Stdio(s.clone())),
+            (None, Some(h), None) => Some(TransportSpec::Http(h.clone())),
+            (None, None, Some(h)) => Some(TransportSpec::Sse(h.clone())),
+            _ => None,
+        }
+    }
+
+    /// The prefix in force for a server called `name`.
+    pub fn prefix_for<'a>(&'a self, name: &'a str) -> &'a str {
+        self.prefix.as_deref().unwrap_or(name)
+    }
+}
+
+/// A named subset of tools, served at `/mcp/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServerConfig {
+    /// Globs over federated tool names, e.g. `["demo__echo", "github__*"]`.
+    pub tools: Vec<String>,
+    /// Optional new names: federated name -> name shown on this endpoint.
+    #[serde(default)]
+    pub rename: IndexMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted; larger ones get HTTP 413.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// `Origin` values accepted from browsers besides loopback ones.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Items per page of merged lists (`tools/list`, ...); 0 sends everything in one page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+fn default_max_body() -> usize {
+    4 * 1024 * 1024
+}
+
+fn default_page_size() -> usize {
+    200
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { max_body_bytes: default_max_body(), allowed_origins: Vec::new(), page_size: default_page_size() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Environment variable holding the base64 32-byte key that seals session ids. Replicas
+    /// sharing it can continue each other's sessions. Unset: a random key per process.
+    #[serde(default = "default_key_env")]
+    pub key_env: String,
+    /// Sessions older than this must initialize again (`0s`: never).
+    #[serde(default = "default_max_age", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub max_age: Duration,
+}
+
+fn default_key_env() -> String {
+    "PORTCULLIS_SESSION_KEY".into()
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig { key_env: default_key_env(), max_age: default_max_age() }
+    }
+}
+
+/// One thing wrong with a configuration, at a path like `servers.github.http.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// A configuration that failed to load, with every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration{}:\n{}", source_suffix(.source_name), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub source_name: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+fn source_suffix(name: &Option<String>) -> String {
+    name.as_ref().map(|n| format!(" in {n}")).unwrap_or_default()
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: Some(path.display().to_string()),
+            problems: vec![Problem { path: String::new(), message: format!("cannot read the file: {e}") }],
+        })?;
+        Config::parse(&text).map_err(|mut e| {
+            e.source_name = Some(path.display().to_string());
+            e
+        })
+    }
+
+    /// Parses and validates YAML (JSON is YAML too).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError { source_name: None, problems };
+        let value: serde_yaml_ng::Value = if text.trim().is_empty() {
+            serde_yaml_ng::Value::Mapping(Default::default())
+        } else {
+            serde_yaml_ng::from_str(text)
+                .map_err(|e| fail(vec![Problem { path: String::new(), message: format!("not valid YAML: {e}") }]))?
+        };
+        let config = deserialize_all(value).map_err(fail)?;
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    /// The servers in force: the configured ones, or the demo server when there are none.
+    pub fn effective_servers(&self) -> IndexMap<String, ServerConfig> {
+        if !self.servers.is_empty() {
+            return self.servers.clone();
+        }
+        let demo = ServerConfig {
+            stdio: Some(StdioSpec {
+                command: "portcullis".into(),
+                args: vec!["demo-server".into()],
+                env: IndexMap::new(),
+                cwd: None,
+            }),
+            http: None,
+            sse: None,
+            prefix: None,
+            timeout: default_timeout(),
+            enabled: true,
+        };
+        IndexMap::from([("demo".to_owned(), demo)])
+    }
+
+    /// Checks what the types cannot: names, prefixes, URLs, globs, references.
+    pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut add = |path: String, message: String| problems.push(Problem { path, message });
+        let mut prefixes: IndexMap<String, &str> = IndexMap::new();
+        for (name, server) in &self.servers {
+            let at = format!("servers.{name}");
+            if let Err(why) = check_name(name) {
+                add(at.clone(), format!("invalid server name: {why}"));
+            }
+            let set = [server.stdio.is_some(), server.http.is_some(), server.sse.is_some()];
+            match set.iter().filter(|s| **s).count() {
+                1 => {}
+                0 => add(at.clone(), "no transport: set one of `stdio`, `http` or `sse`".into()),
+                _ => add(at.clone(), "more than one transport: keep only one of `stdio`, `http` and `sse`".into()),
+            }
+            if let Some(stdio) = &server.stdio {
+                if stdio.command.trim().is_empty() {
+                    add(format!("{at}.stdio.command"), "must not be empty".into());
+                }
+            }
+            for (kind, spec) in [("http", &server.http), ("sse", &server.sse)] {
+                let Some(spec) = spec else { continue };
+                match url::Url::parse(&spec.url) {
+                    Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+                    Ok(u) => add(format!("{at}.{kind}.url"), format!("scheme `{}` is not http or https", u.scheme())),
+                    Err(e) => add(format!("{at}.{kind}.url"), format!("`{}` is not a valid URL ({e})", spec.url)),
+                }
+            }
+            if server.timeout.is_zero() {
+                add(format!("{at}.timeout"), "must be more than 0s".into());
+            }
+            let prefix = server.prefix_for(name);
+            if !prefix.is_empty() {
+                if let Err(why) = check_name(prefix) {
+                    add(format!("{at}.prefix"), format!("invalid prefix: {why}"));
+                }
+            }
+            if server.enabled {
+                if let Some(other) = prefixes.insert(prefix.to_owned(), name) {
+                    let shown =
+                        if prefix.is_empty() { "the empty prefix".to_owned() } else { format!("prefix `{prefix}`") };
+                    add(
+                        format!("{at}.prefix"),
+                        format!("{shown} is already used by server `{other}`: names would collide; set a different `prefix`"),
+                    );
+                }
+            }
+        }
+        for (name, vs) in &self.virtual_servers {
+            let at = format!("virtual_servers.{name}");
+            if let Err(why) = check_name(name) {
+                add(at.clone(), format!("invalid virtual server name: {why}"));
+            }
+            if vs.tools.is_empty() {
+                add(format!("{at}.tools"), "empty: list at least one tool name or glob".into());
+            }
+            for (i, glob) in vs.tools.iter().enumerate() {
+                if let Err(e) = globset::Glob::new(glob) {
+                    add(format!("{at}.tools[{i}]"), format!("invalid glob `{glob}`: {e}"));
+                }
+            }
+            let mut shown: IndexMap<&str, &str> = IndexMap::new();
+            for (from, to) in &vs.rename {
+                if to.is_empty()
+                    || to.len() > 128
+                    || !to.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                {
+                    add(
+                        format!("{at}.rename.{from}"),
+                        format!("`{to}` is not a valid tool name (A-Z a-z 0-9 _ - ., up to 128)"),
+                    );
+                }
+                if let Some(other) = shown.insert(to, from) {
+                    add(format!("{at}.rename.{from}"), format!("`{to}` is also the new name of `{other}`"));
+                }
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            add("http.max_body_bytes".into(), "must be at least 1024".into());
+        }
+        for (i, origin) in self.http.allowed_origins.iter().enumerate() {
+            if url::Url::parse(origin).map(|u| u.origin().is_tuple()).unwrap_or(false) {
+                continue;
+            }
+            add(
+                format!("http.allowed_origins[{i}]"),
+                format!("`{origin}` is not an origin like `https://app.example.com`"),
+            );
+        }
+        problems
+    }
+}
+
+/// Names and prefixes become parts of tool names and URI schemes: keep them plain.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if name.contains("__") {
+        return Err(format!("`{name}` contains `__`, which separates prefixes from names"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(format!("`{name}` may only use letters, digits, `_` and `-`"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return Err(format!("`{name}` must start with a letter"));
+    }
+    Ok(())
+}
+
+/// Deserializes the typed config, collecting every structural error: after each error
+/// the offending node is removed and deserialization tried again.
+fn deserialize_all(mut value: serde_yaml_ng::Value) -> Result<Config, Vec<Problem>> {
+    let mut problems = Vec::new();
+    for _ in 0..50 {
+        match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => return Err(problems),
+            Err(e) => {
+                let path = clean_path(&e.path().to_string());
+                let message = explain(&e.inner().to_string());
+                let unknown_field = message.starts_with("unknown field");
+                let duplicate = problems.iter().any(|p: &Problem| p.path == path && p.message == message);
+                if !duplicate {
+                    problems.push(Problem { path: path.clone(), message });
+                }
+                if !remove_path(&mut value, &e.path().to_string(), unknown_field) || duplicate {
+                    return Err(problems);
+                }
+            }
+        }
+    }
+    Err(problems)
+}
+
+fn clean_path(path: &str) -> String {
+    if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// Turns serde's messages into advice where it is terse.
+fn explain(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message).to_owned();
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or fix its spelling")
+    } else {
+        message
+    }
+}
+
+/// Removes the node at a serde_path_to_error path (`a.b[0].c`). An unknown field's path
+/// names the field itself, so it is removed; for other errors the node is the bad value.
+fn remove_path(root: &mut serde_yaml_ng::Value, path: &str, _unknown_field: bool) -> bool {
+    let segments = split_path(path);
+    let Some((last, parents)) = segments.split_last() else {
+        return false;
+    };
+    let mut node = root;
+    for seg in parents {
+        let next = match seg {
+            Seg::Key(k) => node.get_mut(k.as_str()),
+            Seg::Index(i) => node.get_mut(*i),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Seg::Key(k), serde_yaml_ng::Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        (Seg::Index(i), serde_yaml_ng::Value::Sequence(s)) if *i < s.len() => {
+            s.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn split_path(path: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        if let Some(bracket) = rest.find('[') {
+            let key = &rest[..bracket];
+            if !key.is_empty() {
+                out.push(Seg::Key(key.to_owned()));
+            }
+            rest = &rest[bracket..];
+            while let Some(end) = rest.find(']') {
+                if let Ok(i) = rest[1..end].parse() {
+                    out.push(Seg::Index(i));
+                }
+                rest = &rest[end + 1..];
+            }
+        } else {
+            out.push(Seg::Key(rest.to_owned()));
+        }
+    }
+    out
+}
+
+/// The JSON Schema of the configuration.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        Config::parse(yaml).unwrap_err().problems.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn the_issue_sketch_loads() {
+        let yaml = r#"
+listen: 127.0.0.1:8080
+servers:
+  demo:
+    stdio: { command: portcullis, args: [demo-server] }
+  everything:
+    http: { url: "http://127.0.0.1:3001/mcp" }
+  legacy:
+    sse: { url: "http://127.0.0.1:3002/sse" }
+    prefix: old
+virtual_servers:
+  engineering:
+    tools: ["demo__echo", "everything__*"]
+"#;
+        let c = Config::parse(yaml).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers["legacy"].prefix_for("legacy"), "old");
+        assert_eq!(c.servers["demo"].prefix_for("demo"), "demo");
+        assert!(matches!(c.servers["legacy"].transport(), Some(TransportSpec::Sse(_))));
+    }
+
+    #[test]
+    fn an_empty_file_is_the_default_config_with_the_demo_server() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.effective_servers().keys().collect::<Vec<_>>(), ["demo"]);
+    }
+
+    #[test]
+    fn every_structural_problem_is_reported_with_its_path() {
+        let got = problems(
+            r#"
+listen: nowhere
+servers:
+  a:
+    stdio: { command: x, argz: [] }
+  b:
+    http: { url: "http://x/mcp" }
+    timeout: soon
+colour: blue
+"#,
+        );
+        let joined = got.join("\n");
+        assert!(joined.contains("listen: "), "{joined}");
+        assert!(joined.contains("servers.a.stdio.argz: unknown field `argz`"), "{joined}");
+        assert!(joined.contains("servers.b.timeout: "), "{joined}");
+        assert!(joined.contains("colour: unknown field `colour`"), "{joined}");
+        assert_eq!(got.len(), 4, "{joined}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let got = problems(
+            r#"
+servers:
+  a:
+    stdio: { command: x }
+    http: { url: "http://x/mcp" }
+  b:
+    prefix: a
+    http: { url: "ftp://x" }
+  c: {}
+  d__x:
+    stdio: { command: y }
+virtual_servers:
+  eng:
+    tools: ["[oops"]
+"#,
+        )
+        .join("\n");
+        for needle in [
+            "servers.a: more than one transport",
+            "servers.b.http.url: scheme `ftp`",
+            "servers.b.prefix: prefix `a` is already used by server `a`",
+            "servers.c: no transport",
+            "servers.d__x: invalid server name",
+            "virtual_servers.eng.tools[0]: invalid glob",
+        ] {
+            assert!(got.contains(needle), "missing {needle:?} in\n{got}");
+        }
+    }
+
+    #[test]
+    fn only_one_server_may_go_unprefixed() {
+        let got = problems(
+            "servers:\n  a: { prefix: '', stdio: { command: x } }\n  b: { prefix: '', stdio: { command: y } }\n",
+        );
+        assert!(got[0].contains("the empty prefix is already used by server `a`"), "{got:?}");
+    }
+
+    #[test]
+    fn the_schema_names_the_top_level_fields() {
+        let s = schema();
+        let props = s["properties"].as_object().unwrap();
+        for k in ["listen", "servers", "virtual_servers", "http", "sessions"] {
+            assert!(props.contains_key(k), "{k}");
+        }
+    }
+}

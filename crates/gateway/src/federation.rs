@@ -1,0 +1,301 @@
+//! The federated view of every upstream: which server owns a name or URI, and the
+//! merged, prefixed lists clients see. Rebuilt on each config (re)load; upstream
+//! connections and their cached lists carry over when a server's config is unchanged.
+
+use crate::config::{Config, ServerConfig, VirtualServerConfig};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use indexmap::IndexMap;
+use portcullis_mcp::client::{ListKind, Upstream, UpstreamError, UpstreamEvent, UpstreamOptions};
+use portcullis_mcp::federation::{prefixed_name, prefixed_uri, split_name, split_uri};
+use portcullis_mcp::jsonrpc::{to_raw, RpcError};
+use portcullis_mcp::object::RawObject;
+use portcullis_mcp::server::Streams;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A list an upstream serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum List {
+    Tools,
+    Prompts,
+    Resources,
+    Templates,
+}
+
+impl List {
+    pub fn method(self) -> &'static str {
+        match self {
+            List::Tools => "tools/list",
+            List::Prompts => "prompts/list",
+            List::Resources => "resources/list",
+            List::Templates => "resources/templates/list",
+        }
+    }
+
+    /// The key of the array in the list result.
+    pub fn field(self) -> &'static str {
+        match self {
+            List::Tools => "tools",
+            List::Prompts => "prompts",
+            List::Resources => "resources",
+            List::Templates => "resourceTemplates",
+        }
+    }
+
+    /// The capability an upstream must declare to be asked for this list.
+    fn capability(self) -> &'static str {
+        match self {
+            List::Tools => "tools",
+            List::Prompts => "prompts",
+            List::Resources | List::Templates => "resources",
+        }
+    }
+
+    fn of(kind: ListKind) -> &'static [List] {
+        match kind {
+            ListKind::Tools => &[List::Tools],
+            ListKind::Prompts => &[List::Prompts],
+            ListKind::Resources => &[List::Resources, List::Templates],
+        }
+    }
+}
+
+/// Upper bound on pages fetched from one upstream for one list (a runaway cursor guard).
+const MAX_UPSTREAM_PAGES: usize = 1000;
+
+/// One upstream as the federation sees it.
+pub struct Member {
+    pub name: String,
+    pub prefix: String,
+    pub config: ServerConfig,
+    pub upstream: Arc<Upstream>,
+    cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
+}
+
+impl Member {
+    /// The upstream's full list (all pages), from cache when it has not changed.
+    pub async fn list(&self, list: List) -> Result<Arc<Vec<RawObject>>, RpcError> {
+        if let Some(hit) = portcullis_lock(&self.cache).get(&list) {
+            return Ok(hit.clone());
+        }
+        let declared =
+            self.upstream.server_info().map(|i| i.capabilities.get(list.capability()).is_some_and(|c| !c.is_null()));
+        if declared == Some(false) {
+            return Ok(Arc::default());
+        }
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_UPSTREAM_PAGES {
+            let params = cursor.as_ref().map(|c| to_raw(&serde_json::json!({ "cursor": c })));
+            let outcome = self.upstream.request(list.method(), params, None).await.map_err(|e| e.to_rpc())?;
+            let result = outcome.map_err(|e| upstream_rpc_error(&self.name, list.method(), &e))?;
+            let obj = RawObject::parse(&result, "result")?;
+            items.extend(obj.get_array(list.field())?);
+            cursor = obj.get_str("nextCursor");
+            if cursor.is_none() {
+                break;
+            }
+        }
+        let items = Arc::new(items);
+        portcullis_lock(&self.cache).insert(list, items.clone());
+        Ok(items)
+    }
+
+    fn invalidate(&self, kind: ListKind) {
+        let mut cache = portcullis_lock(&self.cache);
+        for list in List::of(kind) {
+            cache.remove(list);
+        }
+    }
+}
+
+fn upstream_rpc_error(server: &str, method: &str, raw: &serde_json::value::RawValue) -> RpcError {
+    let shown: String = raw.get().chars().take(300).collect();
+    UpstreamError::Protocol(format!("{server} answered {method} with an error: {shown}")).to_rpc()
+}
+
+/// A virtual server: a glob filter over federated tool names, plus renames.
+pub struct VirtualServer {
+    globs: GlobSet,
+    /// federated name -> shown name
+    rename: IndexMap<String, String>,
+    /// shown name -> federated name
+    reverse: HashMap<String, String>,
+}
+
+impl VirtualServer {
+    fn build(cfg: &VirtualServerConfig) -> Result<Self, globset::Error> {
+        let mut b = GlobSetBuilder::new();
+        for g in &cfg.tools {
+            b.add(Glob::new(g)?);
+        }
+        Ok(VirtualServer {
+            globs: b.build()?,
+            rename: cfg.rename.clone(),
+            reverse: cfg.rename.iter().map(|(k, v)| (v.clone(), k.clone())).collect(),
+        })
+    }
+
+    /// The name a client of this endpoint sees for a federated tool, if it is exposed.
+    pub fn show(&self, federated: &str) -> Option<String> {
+        self.globs
+            .is_match(federated)
+            .then(|| self.rename.get(federated).cloned().unwrap_or_else(|| federated.to_owned()))
+    }
+
+    /// The federated name behind a name shown on this endpoint, if exposed.
+    pub fn resolve(&self, shown: &str) -> Option<String> {
+        let federated = self.reverse.get(shown).cloned().unwrap_or_else(|| shown.to_owned());
+        // A renamed tool is only reachable by its new name.
+        if self.rename.contains_key(&federated) && !self.reverse.contains_key(shown) {
+            return None;
+        }
+        self.globs.is_match(&federated).then_some(federated)
+    }
+}
+
+/// Everything derived from one config: members in config order, name and URI routing.
+pub struct Federation {
+    pub config: Arc<Config>,
+    pub members: Vec<Arc<Member>>,
+    by_prefix: HashMap<String, usize>,
+    unprefixed: Option<usize>,
+    pub virtual_servers: HashMap<String, VirtualServer>,
+}
+
+impl Federation {
+    /// Builds the federation for `config`, reusing members of `previous` whose server
+    /// config did not change and shutting down the ones that are gone or changed.
+    pub fn build(
+        config: Arc<Config>,
+        previous: Option<&Federation>,
+        streams: &Arc<Streams>,
+        http: &reqwest::Client,
+    ) -> Self {
+        let mut old: HashMap<&str, &Arc<Member>> =
+            previous.map(|p| p.members.iter().map(|m| (m.name.as_str(), m)).collect()).unwrap_or_default();
+        let mut members = Vec::new();
+        for (name, server) in config.effective_servers() {
+            if !server.enabled {
+                continue;
+            }
+            let prefix = server.prefix_for(&name).to_owned();
+            if let Some(m) = old.get(name.as_str()).filter(|m| m.config == server && m.prefix == prefix) {
+                members.push(Arc::clone(m));
+                old.remove(name.as_str());
+                continue;
+            }
+            let Some(transport) = server.transport() else {
+                continue;
+            };
+            let options = UpstreamOptions { request_timeout: server.timeout, ..UpstreamOptions::default() };
+            let upstream = Upstream::start(&name, transport, options, http.clone());
+            let member = Arc::new(Member { name, prefix, config: server, upstream, cache: Mutex::default() });
+            spawn_event_listener(member.clone(), streams.clone());
+            members.push(member);
+        }
+        for gone in old.values() {
+            tracing::info!(server = %gone.name, "upstream removed or changed; shutting its old connection down");
+            gone.upstream.shutdown();
+        }
+        let by_prefix = members.iter().enumerate().map(|(i, m)| (m.prefix.clone(), i)).collect();
+        let unprefixed = members.iter().position(|m| m.prefix.is_empty());
+        let virtual_servers = config
+            .virtual_servers
+            .iter()
+            .filter_map(|(name, vs)| VirtualServer::build(vs).ok().map(|v| (name.clone(), v)))
+            .collect();
+        Federation { config, members, by_prefix, unprefixed, virtual_servers }
+    }
+
+    /// The member owning a federated tool or prompt name, and the upstream's own name.
+    pub fn route_name<'a>(&self, name: &'a str) -> Option<(&Arc<Member>, &'a str)> {
+        if let Some((prefix, rest)) = split_name(name) {
+            if let Some(&i) = self.by_prefix.get(prefix) {
+                return Some((&self.members[i], rest));
+            }
+        }
+        self.unprefixed.map(|i| (&self.members[i], name))
+    }
+
+    /// The member owning a federated resource URI, and the upstream's own URI.
+    pub fn route_uri<'a>(&self, uri: &'a str) -> Option<(&Arc<Member>, &'a str)> {
+        if let Some((prefix, rest)) = split_uri(uri) {
+            if let Some(&i) = self.by_prefix.get(prefix) {
+                return Some((&self.members[i], rest));
+            }
+        }
+        self.unprefixed.map(|i| (&self.members[i], uri))
+    }
+
+    /// The federated name of a member's item.
+    pub fn name_of(member: &Member, name: &str) -> String {
+        prefixed_name(&member.prefix, name)
+    }
+
+    pub fn uri_of(member: &Member, uri: &str) -> String {
+        prefixed_uri(&member.prefix, uri)
+    }
+
+    /// Stops every upstream (on shutdown).
+    pub fn shutdown(&self) {
+        for m in &self.members {
+            m.upstream.shutdown();
+        }
+    }
+}
+
+/// Forwards an upstream's announcements: list changes invalidate its cache and reach
+/// every connected client; resource updates reach the clients subscribed to them.
+fn spawn_event_listener(member: Arc<Member>, streams: Arc<Streams>) {
+    let mut events = member.upstream.subscribe();
+    let weak = Arc::downgrade(&member);
+    drop(member);
+    tokio::spawn(async move {
+        loop {
+            let event = match events.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(member) = weak.upgrade() else { return };
+            match event {
+                UpstreamEvent::ListChanged(kind) => {
+                    member.invalidate(kind);
+                    streams.broadcast(kind.notification(), None);
+                }
+                UpstreamEvent::ResourceUpdated { uri } => {
+                    let params = serde_json::json!({ "uri": Federation::uri_of(&member, &uri) });
+                    streams.broadcast("notifications/resources/updated", Some(&to_raw(&params)));
+                }
+                UpstreamEvent::Log(params) => {
+                    tracing::info!(target: "portcullis::upstream", server = %member.name, "log: {}", params.get());
+                }
+            }
+        }
+    });
+}
+
+fn portcullis_lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_servers_filter_and_rename() {
+        let cfg = VirtualServerConfig {
+            tools: vec!["demo__echo".into(), "fs__read_*".into()],
+            rename: IndexMap::from([("demo__echo".to_owned(), "say".to_owned())]),
+        };
+        let vs = VirtualServer::build(&cfg).unwrap();
+        assert_eq!(vs.show("demo__echo").as_deref(), Some("say"));
+        assert_eq!(vs.show("fs__read_file").as_deref(), Some("fs__read_file"));
+        assert_eq!(vs.show("fs__write_file"), None);
+        assert_eq!(vs.resolve("say").as_deref(), Some("demo__echo"));
+        assert_eq!(vs.resolve("demo__echo"), None, "the old name of a renamed tool is hidden");
+        assert_eq!(vs.resolve("fs__write_file"), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! The Portcullis gateway: configuration, the pipeline every MCP request passes, and
+//! the front doors (Streamable HTTP, stdio) with health endpoints and hot reload.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod federation;
+pub mod pipeline;
+pub mod server;
+
+pub use config::Config;
+pub use server::{serve_http, serve_stdio, RunningServer};

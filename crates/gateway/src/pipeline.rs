@@ -1,0 +1,311 @@
+//! The gateway's MCP handler: every request a client sends passes here.
+//!
+//! Today the pipeline routes (federation); the stages of DESIGN.md (authorize, limit,
+//! inspect, record) plug in around [`Gateway::forward`], the one place a request
+//! leaves for an upstream.
+
+use crate::federation::{Federation, List, Member, VirtualServer};
+use arc_swap::ArcSwap;
+use futures::future::join_all;
+use portcullis_mcp::federation::{decode_cursor, encode_cursor};
+use portcullis_mcp::jsonrpc::{empty_object, to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use portcullis_mcp::object::RawObject;
+use portcullis_mcp::peer::{Outcome, Peer};
+use portcullis_mcp::server::{Handler, RequestContext, SessionInfo};
+use serde_json::json;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+
+/// The gateway: the current federation (swapped on config reload) and the MCP logic.
+pub struct Gateway {
+    federation: ArcSwap<Federation>,
+}
+
+/// What one endpoint exposes: everything, or a virtual server's subset.
+enum View<'a> {
+    All,
+    Virtual(&'a VirtualServer),
+}
+
+impl Gateway {
+    pub fn new(federation: Federation) -> Self {
+        Gateway { federation: ArcSwap::from_pointee(federation) }
+    }
+
+    pub fn federation(&self) -> Arc<Federation> {
+        self.federation.load_full()
+    }
+
+    /// Installs a new federation (config reload); requests in flight keep the old one.
+    pub fn replace(&self, federation: Federation) -> Arc<Federation> {
+        self.federation.swap(Arc::new(federation))
+    }
+
+    fn view<'a>(fed: &'a Federation, session: &SessionInfo) -> Result<View<'a>, RpcError> {
+        if session.endpoint.is_empty() {
+            return Ok(View::All);
+        }
+        fed.virtual_servers.get(&session.endpoint).map(View::Virtual).ok_or_else(|| {
+            RpcError::new(INVALID_PARAMS, format!("virtual server `{}` is no longer configured", session.endpoint))
+        })
+    }
+
+    async fn dispatch(&self, req: &Request, ctx: &RequestContext) -> Result<Box<RawValue>, ErrorOut> {
+        let fed = self.federation();
+        let view = Self::view(&fed, &ctx.session)?;
+        let params = RawObject::parse_params(req.params.as_deref())?;
+        match req.method.as_str() {
+            "initialize" => Ok(to_raw(&initialize_result(&fed, &view, &ctx.session))),
+            "ping" => Ok(empty_object()),
+            "tools/list" => self.list(&fed, &view, List::Tools, &params).await,
+            "prompts/list" | "resources/list" | "resources/templates/list" if matches!(view, View::Virtual(_)) => {
+                let list = list_of(&req.method);
+                Ok(to_raw(&json!({ list.field(): [] })))
+            }
+            "prompts/list" => self.list(&fed, &view, List::Prompts, &params).await,
+            "resources/list" => self.list(&fed, &view, List::Resources, &params).await,
+            "resources/templates/list" => self.list(&fed, &view, List::Templates, &params).await,
+            "tools/call" => {
+                let shown = params.require_str("name")?;
+                let federated = match &view {
+                    View::All => Some(shown.clone()),
+                    View::Virtual(vs) => vs.resolve(&shown),
+                };
+                let routed = federated.as_deref().and_then(|f| fed.route_name(f));
+                let Some((member, name)) = routed else {
+                    return Err(RpcError::new(INVALID_PARAMS, format!("Unknown tool: {shown}")).into());
+                };
+                let mut params = params;
+                params.set("name", name);
+                self.forward(member, "tools/call", params, &ctx.peer).await
+            }
+            "prompts/get" => {
+                let shown = params.require_str("name")?;
+                let routed = matches!(view, View::All).then(|| fed.route_name(&shown)).flatten();
+                let Some((member, name)) = routed else {
+                    return Err(RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {shown}")).into());
+                };
+                let mut params = params;
+                params.set("name", name);
+                self.forward(member, "prompts/get", params, &ctx.peer).await
+            }
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                let uri = params.require_str("uri")?;
+                let routed = matches!(view, View::All).then(|| fed.route_uri(&uri)).flatten();
+                let Some((member, upstream_uri)) = routed else {
+                    return Err(RpcError::new(INVALID_PARAMS, "Resource not found")
+                        .with_data(json!({ "uri": uri }))
+                        .into());
+                };
+                let mut params = params;
+                params.set("uri", upstream_uri);
+                let member = member.clone();
+                let result = self.forward(&member, &req.method, params, &ctx.peer).await?;
+                if req.method == "resources/read" {
+                    Ok(map_contents_uris(&member, result))
+                } else {
+                    Ok(result)
+                }
+            }
+            "completion/complete" => {
+                let mut reference = params
+                    .get_object("ref")
+                    .ok_or_else(|| RpcError::new(INVALID_PARAMS, "invalid params: \"ref\" must be an object"))?;
+                let routed = match reference.get_str("type").as_deref() {
+                    Some("ref/prompt") => {
+                        let name = reference.require_str("name")?;
+                        fed.route_name(&name).map(|(m, n)| (m.clone(), "name", n.to_owned()))
+                    }
+                    Some("ref/resource") => {
+                        let uri = reference.require_str("uri")?;
+                        fed.route_uri(&uri).map(|(m, u)| (m.clone(), "uri", u.to_owned()))
+                    }
+                    _ => return Err(RpcError::new(INVALID_PARAMS, "invalid params: unknown \"ref.type\"").into()),
+                };
+                let Some((member, field, value)) = routed.filter(|_| matches!(view, View::All)) else {
+                    return Err(RpcError::new(INVALID_PARAMS, "nothing to complete: unknown prompt or resource").into());
+                };
+                reference.set(field, &value);
+                let mut params = params;
+                params.set_raw("ref", reference.to_raw());
+                self.forward(&member, "completion/complete", params, &ctx.peer).await
+            }
+            "logging/setLevel" => {
+                let raw = params.to_raw();
+                let sends = fed.members.iter().map(|m| {
+                    let raw = raw.clone();
+                    async move {
+                        if let Err(e) = m.upstream.request("logging/setLevel", Some(raw), None).await {
+                            tracing::debug!(server = %m.name, error = %e, "logging/setLevel not forwarded");
+                        }
+                    }
+                });
+                join_all(sends).await;
+                Ok(empty_object())
+            }
+            other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}")).into()),
+        }
+    }
+
+    /// Sends a request to an upstream; its result or error comes back verbatim.
+    async fn forward(
+        &self,
+        member: &Member,
+        method: &str,
+        params: RawObject,
+        peer: &Peer,
+    ) -> Result<Box<RawValue>, ErrorOut> {
+        let outcome =
+            member.upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await.map_err(|e| e.to_rpc())?;
+        outcome.map_err(ErrorOut::Verbatim)
+    }
+
+    /// A merged, prefixed, filtered page of one list across every upstream.
+    async fn list(
+        &self,
+        fed: &Federation,
+        view: &View<'_>,
+        list: List,
+        params: &RawObject,
+    ) -> Result<Box<RawValue>, ErrorOut> {
+        let offset = match params.get_str("cursor") {
+            Some(c) => decode_cursor(&c)?,
+            None => 0,
+        };
+        let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list).await) })).await;
+        let mut merged = Vec::new();
+        for (member, items) in lists {
+            let items = match items {
+                Ok(items) => items,
+                Err(e) => {
+                    // One broken upstream must not hide the others' tools.
+                    tracing::warn!(server = %member.name, error = %e, "left out of {}", list.method());
+                    continue;
+                }
+            };
+            for item in items.iter() {
+                if let Some(item) = federate_item(member, view, list, item) {
+                    merged.push(item);
+                }
+            }
+        }
+        let page_size = fed.config.http.page_size;
+        let (page, next) = if page_size == 0 {
+            (&merged[..], None)
+        } else {
+            let start = offset.min(merged.len());
+            let end = (start + page_size).min(merged.len());
+            (&merged[start..end], (end < merged.len()).then(|| encode_cursor(end)))
+        };
+        let mut result = RawObject::default();
+        result.set(list.field(), page);
+        if let Some(next) = next {
+            result.set("nextCursor", &next);
+        }
+        Ok(result.to_raw())
+    }
+}
+
+/// Rewrites one upstream item for the client: prefixed name or URI, virtual filter and rename.
+fn federate_item(member: &Member, view: &View<'_>, list: List, item: &RawObject) -> Option<RawObject> {
+    let mut item = item.clone();
+    match list {
+        List::Tools | List::Prompts => {
+            let name = Federation::name_of(member, &item.get_str("name")?);
+            let shown = match view {
+                View::All => name,
+                View::Virtual(vs) if list == List::Tools => vs.show(&name)?,
+                View::Virtual(_) => return None,
+            };
+            item.set("name", &shown);
+        }
+        List::Resources => {
+            let uri = item.get_str("uri")?;
+            item.set("uri", &Federation::uri_of(member, &uri));
+        }
+        List::Templates => {
+            let uri = item.get_str("uriTemplate")?;
+            item.set("uriTemplate", &Federation::uri_of(member, &uri));
+        }
+    }
+    Some(item)
+}
+
+/// Maps the `uri` of each item of a `resources/read` result back to the federated form.
+fn map_contents_uris(member: &Member, result: Box<RawValue>) -> Box<RawValue> {
+    if member.prefix.is_empty() {
+        return result;
+    }
+    let Ok(mut obj) = RawObject::parse(&result, "result") else {
+        return result;
+    };
+    let Ok(contents) = obj.get_array("contents") else {
+        return result;
+    };
+    let mapped: Vec<RawObject> = contents
+        .into_iter()
+        .map(|mut c| {
+            if let Some(uri) = c.get_str("uri") {
+                c.set("uri", &Federation::uri_of(member, &uri));
+            }
+            c
+        })
+        .collect();
+    obj.set("contents", &mapped);
+    obj.to_raw()
+}
+
+fn list_of(method: &str) -> List {
+    match method {
+        "prompts/list" => List::Prompts,
+        "resources/list" => List::Resources,
+        "resources/templates/list" => List::Templates,
+        _ => List::Tools,
+    }
+}
+
+fn initialize_result(fed: &Federation, view: &View<'_>, session: &SessionInfo) -> serde_json::Value {
+    let capabilities = match view {
+        View::All => json!({
+            "tools": { "listChanged": true },
+            "prompts": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "logging": {},
+            "completions": {}
+        }),
+        View::Virtual(_) => json!({ "tools": { "listChanged": true } }),
+    };
+    let mut instructions = String::from("Portcullis gateway. Tools and prompts are named <server>__<name>.");
+    for m in &fed.members {
+        if let Some(text) = m.upstream.server_info().and_then(|i| i.instructions) {
+            instructions.push_str(&format!("\n\n[{}] {}", m.name, text));
+        }
+    }
+    json!({
+        "protocolVersion": session.protocol_version,
+        "capabilities": capabilities,
+        "serverInfo": { "name": "portcullis", "title": "Portcullis MCP gateway", "version": env!("CARGO_PKG_VERSION") },
+        "instructions": instructions,
+    })
+}
+
+/// An error for the client: the gateway's own, or an upstream's passed on verbatim.
+enum ErrorOut {
+    Gateway(RpcError),
+    Verbatim(Box<RawValue>),
+}
+
+impl From<RpcError> for ErrorOut {
+    fn from(e: RpcError) -> Self {
+        ErrorOut::Gateway(e)
+    }
+}
+
+impl Handler for Gateway {
+    async fn handle(&self, request: Request, ctx: RequestContext) -> Outcome {
+        self.dispatch(&request, &ctx).await.map_err(|e| match e {
+            ErrorOut::Gateway(e) => e.to_raw(),
+            ErrorOut::Verbatim(raw) => raw,
+        })
+    }
+}

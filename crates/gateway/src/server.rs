@@ -1,0 +1,316 @@
+//! Assembles the running gateway: the HTTP front door (MCP, health), the stdio front
+//! door, and config hot reload.
+
+use crate::config::{Config, ConfigError};
+use crate::federation::Federation;
+use crate::pipeline::Gateway;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use base64::Engine;
+use portcullis_mcp::client::{Health, ListKind};
+use portcullis_mcp::server::http::{HttpOptions, McpService};
+use portcullis_mcp::server::session::SessionCodec;
+use portcullis_mcp::server::Streams;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source} (is another process using the port? choose another with --listen)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the session key in ${var} is not valid: {why} (generate one with `openssl rand -base64 32`)")]
+    SessionKey { var: String, why: String },
+}
+
+/// The parts every front door shares.
+pub struct Core {
+    pub gateway: Arc<Gateway>,
+    pub streams: Arc<Streams>,
+    http: reqwest::Client,
+    config_path: Option<PathBuf>,
+}
+
+impl Core {
+    /// Starts the upstream connections for `config`.
+    pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Core> {
+        let streams = Arc::new(Streams::default());
+        // The builder only fails without a TLS backend, which is compiled in.
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let federation = Federation::build(Arc::new(config), None, &streams, &http);
+        Arc::new(Core { gateway: Arc::new(Gateway::new(federation)), streams, http, config_path })
+    }
+
+    /// Applies a new config: unchanged upstreams keep their connections; in-flight calls
+    /// finish on the old federation.
+    pub fn apply(&self, config: Config) {
+        let old = self.gateway.federation();
+        if old.config.listen != config.listen {
+            tracing::warn!(old = %old.config.listen, new = %config.listen, "`listen` changes take effect after a restart");
+        }
+        let federation = Federation::build(Arc::new(config), Some(&old), &self.streams, &self.http);
+        self.gateway.replace(federation);
+        for kind in ListKind::ALL {
+            self.streams.broadcast(kind.notification(), None);
+        }
+        tracing::info!("configuration reloaded");
+    }
+
+    /// Watches the config file and applies edits; a broken edit is logged with the same
+    /// problems `portcullis check` prints, and the config in force stays.
+    pub fn watch_config(self: &Arc<Self>, stop: CancellationToken) {
+        let Some(path) = self.config_path.clone() else {
+            return;
+        };
+        let core = self.clone();
+        tokio::spawn(async move {
+            let mut seen = fingerprint(&path);
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let now = fingerprint(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match Config::load(&path) {
+                    Ok(config) => {
+                        if *core.gateway.federation().config != config {
+                            core.apply(config);
+                        }
+                    }
+                    Err(e) => {
+                        for p in &e.problems {
+                            tracing::error!(problem = %p, "config edit rejected; the previous config stays in force");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn shutdown(&self) {
+        self.gateway.federation().shutdown();
+    }
+}
+
+/// Changes when the file's content may have changed.
+fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// The session codec: sealed with the shared key when one is configured.
+fn session_codec(config: &Config) -> Result<SessionCodec, StartError> {
+    let max_age = config.sessions.max_age.as_secs();
+    let var = &config.sessions.key_env;
+    match std::env::var(var) {
+        Ok(value) => {
+            let bad = |why: &str| StartError::SessionKey { var: var.clone(), why: why.to_owned() };
+            let bytes =
+                base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad("it is not base64"))?;
+            let key: [u8; 32] = bytes.try_into().map_err(|_| bad("it must decode to exactly 32 bytes"))?;
+            Ok(SessionCodec::new(&key, max_age))
+        }
+        Err(_) => {
+            tracing::info!("${var} is not set: sessions are sealed with a random key and only valid on this process");
+            Ok(SessionCodec::ephemeral(max_age))
+        }
+    }
+}
+
+/// A gateway serving HTTP.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub core: Arc<Core>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, stops the upstreams.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (Ctrl-C handling is the caller's).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Runs until stopped; then ends the notification streams, gives in-flight requests
+    /// up to [`SHUTDOWN_GRACE`] to finish, and stops the upstreams.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let result = tokio::select! {
+            r = &mut self.task => r.unwrap_or(Ok(())),
+            _ = self.stop.cancelled() => {
+                self.core.streams.close_all();
+                match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+                    Ok(r) => r.unwrap_or(Ok(())),
+                    Err(_) => {
+                        tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; closing them");
+                        self.task.abort();
+                        Ok(())
+                    }
+                }
+            }
+        };
+        self.core.shutdown();
+        result
+    }
+}
+
+type Service = McpService<Gateway>;
+
+/// How long in-flight requests get to finish on shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Starts the HTTP gateway on `config.listen` (or `listen` when given).
+pub async fn serve_http(
+    config: Config,
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> Result<RunningServer, StartError> {
+    let addr = listen.unwrap_or(config.listen);
+    let codec = Arc::new(session_codec(&config)?);
+    let options = HttpOptions { allowed_origins: config.http.allowed_origins.clone(), ..HttpOptions::default() };
+    let max_body = config.http.max_body_bytes;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let core = Core::start(config, config_path);
+    let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
+    let app = app(service, core.clone(), max_body);
+    let stop = CancellationToken::new();
+    core.watch_config(stop.clone());
+    let graceful = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
+    });
+    tracing::info!("Portcullis listening on http://{addr}/mcp");
+    Ok(RunningServer { addr, core, stop, task })
+}
+
+/// Serves one MCP client on stdin/stdout until stdin closes.
+pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
+    let max_line = config.http.max_body_bytes;
+    let core = Core::start(config, config_path);
+    let stop = CancellationToken::new();
+    core.watch_config(stop.clone());
+    portcullis_mcp::server::stdio::serve(
+        core.gateway.clone(),
+        core.streams.clone(),
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        max_line,
+    )
+    .await;
+    stop.cancel();
+    core.shutdown();
+}
+
+#[derive(Clone)]
+struct AppState {
+    service: Arc<Service>,
+    core: Arc<Core>,
+}
+
+fn app(service: Arc<Service>, core: Arc<Core>, max_body: usize) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/mcp",
+            post(|State(s): State<AppState>, h: HeaderMap, body: Bytes| async move { s.service.post(None, h, body).await })
+                .get(|State(s): State<AppState>, h: HeaderMap| async move { s.service.get(None, h).await })
+                .delete(|State(s): State<AppState>, h: HeaderMap| async move { s.service.delete(None, h).await }),
+        )
+        .route(
+            "/mcp/{endpoint}",
+            post(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap, body: Bytes| async move {
+                match s.virtual_endpoint(&e) {
+                    Some(e) => s.service.post(Some(e), h, body).await,
+                    None => unknown_endpoint(&e),
+                }
+            })
+            .get(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap| async move {
+                match s.virtual_endpoint(&e) {
+                    Some(e) => s.service.get(Some(e), h).await,
+                    None => unknown_endpoint(&e),
+                }
+            })
+            .delete(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap| async move {
+                match s.virtual_endpoint(&e) {
+                    Some(e) => s.service.delete(Some(e), h).await,
+                    None => unknown_endpoint(&e),
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(AppState { service, core })
+}
+
+impl AppState {
+    fn virtual_endpoint(&self, name: &str) -> Option<Arc<str>> {
+        self.core.gateway.federation().virtual_servers.contains_key(name).then(|| name.into())
+    }
+}
+
+fn unknown_endpoint(name: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("no virtual server named `{name}`; see `virtual_servers` in the config"))
+        .into_response()
+}
+
+/// Ready once every upstream has finished its first connection attempt; lists each
+/// upstream's health. A down upstream does not make the gateway unready: the others serve.
+async fn readyz(State(s): State<AppState>) -> Response {
+    let fed = s.core.gateway.federation();
+    let mut servers = serde_json::Map::new();
+    let mut starting = false;
+    let mut down = 0;
+    for m in &fed.members {
+        let health = m.upstream.health();
+        let (state, detail) = match &health {
+            Health::Starting => {
+                starting = true;
+                ("starting", None)
+            }
+            Health::Ready => ("ready", None),
+            Health::Degraded(why) => ("degraded", Some(why.clone())),
+            Health::Down(why) => {
+                down += 1;
+                ("down", Some(why.clone()))
+            }
+        };
+        servers.insert(
+            m.name.clone(),
+            json!({ "state": state, "detail": detail, "transport": m.upstream.spec().kind(), "restarts": m.upstream.restarts() }),
+        );
+    }
+    let status = if starting {
+        "starting"
+    } else if down > 0 {
+        "degraded"
+    } else {
+        "ready"
+    };
+    let code = if starting { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (code, Json(json!({ "status": status, "servers": servers }))).into_response()
+}

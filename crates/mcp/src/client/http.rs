@@ -1,0 +1,341 @@
+//! Upstreams over HTTP: Streamable HTTP (one POST per message, the answer as JSON or an
+//! SSE stream) and the legacy HTTP+SSE transport (one long GET stream, POSTs to the
+//! endpoint it announces).
+
+use super::router::Router;
+use super::spec::HttpSpec;
+use super::UpstreamError;
+use crate::jsonrpc::Message;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::StatusCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// State shared by the requests of one Streamable HTTP connection.
+pub(crate) struct HttpWire {
+    server: Arc<str>,
+    client: reqwest::Client,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    session: Mutex<Option<HeaderValue>>,
+    version: Mutex<Option<HeaderValue>>,
+    pub(crate) closed: CancellationToken,
+    max_message: usize,
+}
+
+pub(crate) fn static_headers(spec: &HttpSpec) -> Result<HeaderMap, UpstreamError> {
+    let mut headers = HeaderMap::new();
+    for (k, v) in &spec.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| UpstreamError::Config(format!("header name `{k}` is not a valid HTTP header name")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| UpstreamError::Config(format!("the value of header `{k}` is not valid in HTTP")))?;
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+pub(crate) fn parse_url(spec: &HttpSpec) -> Result<reqwest::Url, UpstreamError> {
+    reqwest::Url::parse(&spec.url).map_err(|e| UpstreamError::Config(format!("`{}` is not a valid URL: {e}", spec.url)))
+}
+
+impl HttpWire {
+    pub(crate) fn new(
+        server: Arc<str>,
+        client: reqwest::Client,
+        spec: &HttpSpec,
+        closed: CancellationToken,
+        max_message: usize,
+    ) -> Result<Self, UpstreamError> {
+        Ok(HttpWire {
+            server,
+            client,
+            url: parse_url(spec)?,
+            headers: static_headers(spec)?,
+            session: Mutex::new(None),
+            version: Mutex::new(None),
+            closed,
+            max_message,
+        })
+    }
+
+    pub(crate) fn set_version(&self, version: &str) {
+        *crate::peer::lock(&self.version) = HeaderValue::from_str(version).ok();
+    }
+
+    fn request_headers(&self) -> HeaderMap {
+        let mut h = self.headers.clone();
+        h.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(s) = crate::peer::lock(&self.session).clone() {
+            h.insert(SESSION_HEADER, s);
+        }
+        if let Some(v) = crate::peer::lock(&self.version).clone() {
+            h.insert(VERSION_HEADER, v);
+        }
+        h
+    }
+
+    /// POSTs one message. For a request (`origin` = its id), reads the answer, JSON or
+    /// SSE, and dispatches every message in it; returns once the body ends.
+    pub(crate) async fn post(&self, body: String, router: &Router, origin: Option<u64>) -> Result<(), UpstreamError> {
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .headers(self.request_headers())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if let Some(s) = resp.headers().get(SESSION_HEADER) {
+            let mut session = crate::peer::lock(&self.session);
+            if session.as_ref() != Some(s) {
+                *session = Some(s.clone());
+            }
+        }
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND && crate::peer::lock(&self.session).is_some() {
+            // The upstream forgot our session (it restarted): reconnect.
+            self.closed.cancel();
+            return Err(UpstreamError::Unavailable("the upstream ended the session; reconnecting".into()));
+        }
+        if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            let shown: String = text.chars().take(200).collect();
+            // An error status may still carry a JSON-RPC error for our request.
+            if let Ok(msg) = Message::parse(text.as_bytes()) {
+                router.dispatch(msg, origin);
+                return Ok(());
+            }
+            return Err(UpstreamError::Protocol(format!("HTTP {status}: {shown}")));
+        }
+        let content_type =
+            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        if content_type.starts_with("text/event-stream") {
+            let mut events = resp.bytes_stream().eventsource();
+            while let Some(event) = events.next().await {
+                let event = event.map_err(|e| UpstreamError::Protocol(format!("broken SSE stream: {e}")))?;
+                if event.data.is_empty() {
+                    continue;
+                }
+                if event.data.len() > self.max_message {
+                    return Err(UpstreamError::Protocol(format!("a message over {} bytes", self.max_message)));
+                }
+                match Message::parse(event.data.as_bytes()) {
+                    Ok(msg) => {
+                        let ours = matches!(&msg, Message::Response(r) if r.id.as_u64() == origin);
+                        router.dispatch(msg, origin);
+                        if ours {
+                            break;
+                        }
+                    }
+                    Err(e) => return Err(UpstreamError::Protocol(format!("invalid JSON-RPC in SSE event: {e}"))),
+                }
+            }
+            Ok(())
+        } else {
+            let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+            if bytes.len() > self.max_message {
+                return Err(UpstreamError::Protocol(format!("a message over {} bytes", self.max_message)));
+            }
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            let msg = Message::parse(&bytes).map_err(|e| UpstreamError::Protocol(format!("invalid JSON-RPC: {e}")))?;
+            router.dispatch(msg, origin);
+            Ok(())
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> UpstreamError {
+        if e.is_connect() {
+            // The server is gone; a fresh connection (and `initialize`) is needed.
+            self.closed.cancel();
+        }
+        UpstreamError::Unavailable(format!("{}: {}", self.server, without_url(&e)))
+    }
+
+    /// Keeps the optional GET stream open for messages not tied to a request
+    /// (`list_changed`, resource updates), resuming with `Last-Event-ID`.
+    pub(crate) async fn listen(self: Arc<Self>, router: Arc<Router>) {
+        let mut last_event_id: Option<String> = None;
+        let mut failures = 0u32;
+        while !self.closed.is_cancelled() {
+            let mut headers = self.request_headers();
+            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            headers.remove(CONTENT_TYPE);
+            if let Some(id) = last_event_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+                headers.insert("last-event-id", id);
+            }
+            let sent = tokio::select! {
+                _ = self.closed.cancelled() => return,
+                r = self.client.get(self.url.clone()).headers(headers).send() => r,
+            };
+            match sent {
+                Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => return,
+                Ok(resp) if resp.status().is_success() => {
+                    failures = 0;
+                    let mut events = resp.bytes_stream().eventsource();
+                    loop {
+                        let next = tokio::select! {
+                            _ = self.closed.cancelled() => return,
+                            n = events.next() => n,
+                        };
+                        let Some(Ok(event)) = next else { break };
+                        if !event.id.is_empty() {
+                            last_event_id = Some(event.id.clone());
+                        }
+                        if let Ok(msg) = Message::parse(event.data.as_bytes()) {
+                            router.dispatch(msg, None);
+                        }
+                    }
+                }
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                    self.closed.cancel();
+                    return;
+                }
+                _ => failures += 1,
+            }
+            let delay = Duration::from_millis(500 * u64::from(failures.min(20)).max(1));
+            tokio::select! {
+                _ = self.closed.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Tells the upstream the session is over (best effort, on shutdown).
+    pub(crate) async fn terminate(&self) {
+        if crate::peer::lock(&self.session).is_some() {
+            let _ = self.client.delete(self.url.clone()).headers(self.request_headers()).send().await;
+        }
+    }
+}
+
+/// Sends queued messages (notifications, replies to the upstream's requests) one POST each.
+pub(crate) fn spawn_outbound(wire: Arc<HttpWire>, router: Arc<Router>, mut rx: mpsc::UnboundedReceiver<String>) {
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = wire.closed.cancelled() => return,
+                m = rx.recv() => m,
+            };
+            let Some(msg) = msg else { return };
+            if let Err(e) = wire.post(msg, &router, None).await {
+                tracing::debug!(server = %wire.server, error = %e, "could not deliver a message upstream");
+            }
+        }
+    });
+}
+
+/// The legacy HTTP+SSE transport (protocol 2024-11-05): opens the stream, waits for the
+/// `endpoint` event, then POSTs every outbound message there. Answers arrive on the stream.
+pub(crate) async fn connect_sse(
+    server: Arc<str>,
+    client: reqwest::Client,
+    spec: &HttpSpec,
+    router: Arc<Router>,
+    mut outbound: mpsc::UnboundedReceiver<String>,
+    closed: CancellationToken,
+    connect_timeout: Duration,
+) -> Result<(), UpstreamError> {
+    let url = parse_url(spec)?;
+    let headers = static_headers(spec)?;
+    let mut get_headers = headers.clone();
+    get_headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    let resp = client
+        .get(url.clone())
+        .headers(get_headers)
+        .send()
+        .await
+        .map_err(|e| UpstreamError::Unavailable(format!("{server}: {}", without_url(&e))))?;
+    if !resp.status().is_success() {
+        return Err(UpstreamError::Unavailable(format!("{server}: the SSE stream answered HTTP {}", resp.status())));
+    }
+    let mut events = resp.bytes_stream().eventsource();
+    let endpoint = tokio::time::timeout(connect_timeout, async {
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| UpstreamError::Protocol(format!("broken SSE stream: {e}")))?;
+            if event.event == "endpoint" {
+                return url
+                    .join(event.data.trim())
+                    .map_err(|e| UpstreamError::Protocol(format!("bad endpoint `{}`: {e}", event.data)));
+            }
+        }
+        Err(UpstreamError::Unavailable(format!("{server}: the SSE stream ended before announcing its endpoint")))
+    })
+    .await
+    .map_err(|_| UpstreamError::Timeout(format!("{server}: no `endpoint` event within {connect_timeout:?}")))??;
+
+    let reader_router = router.clone();
+    let reader_closed = closed.clone();
+    let name = server.clone();
+    tokio::spawn(async move {
+        let reason = loop {
+            let next = tokio::select! {
+                _ = reader_closed.cancelled() => break "the connection was closed".to_owned(),
+                n = events.next() => n,
+            };
+            match next {
+                None => break "the upstream closed its SSE stream".to_owned(),
+                Some(Err(e)) => break format!("broken SSE stream: {e}"),
+                Some(Ok(event)) if event.event == "message" || event.event.is_empty() => {
+                    match Message::parse(event.data.as_bytes()) {
+                        Ok(msg) => reader_router.dispatch(msg, None),
+                        Err(e) => {
+                            tracing::warn!(server = %name, error = %e, "invalid JSON-RPC on the SSE stream")
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+            }
+        };
+        reader_router.fail_all(&reason);
+        reader_closed.cancel();
+    });
+
+    let name = server;
+    tokio::spawn(async move {
+        loop {
+            let msg = tokio::select! {
+                _ = closed.cancelled() => return,
+                m = outbound.recv() => m,
+            };
+            let Some(msg) = msg else { return };
+            let mut h = headers.clone();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            match client.post(endpoint.clone()).headers(h).body(msg).send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::warn!(server = %name, status = %r.status(), "the SSE endpoint refused a message")
+                }
+                Err(e) => {
+                    tracing::warn!(server = %name, error = %without_url(&e), "could not POST to the SSE endpoint");
+                    router.fail_all("the upstream's message endpoint is unreachable");
+                    closed.cancel();
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// A reqwest error without the URL, which may carry credentials in its query.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(url.as_str(), "<upstream>");
+    }
+    s
+}

@@ -1,0 +1,473 @@
+//! Clients for upstream MCP servers.
+//!
+//! An [`Upstream`] owns one logical connection to one server and keeps it alive: it
+//! starts the transport, performs `initialize`, and when the connection dies (the child
+//! exits, the HTTP session is lost) reconnects with exponential backoff. Every client of
+//! the gateway shares that connection; the [`router`] keeps their requests apart.
+
+mod http;
+pub mod router;
+pub mod spec;
+mod stdio;
+
+use crate::jsonrpc::{encode_notification, encode_request, to_raw, RpcError, UPSTREAM_ERROR};
+use crate::peer::{Outcome, Peer};
+use crate::protocol::LATEST_LEGACY;
+use router::{wire_id, Router};
+pub use router::{ListKind, UpstreamEvent};
+use serde_json::value::RawValue;
+use spec::TransportSpec;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Why a request to an upstream did not get an answer from it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    #[error("upstream timed out: {0}")]
+    Timeout(String),
+    #[error("upstream protocol error: {0}")]
+    Protocol(String),
+    #[error("upstream misconfigured: {0}")]
+    Config(String),
+}
+
+impl UpstreamError {
+    pub fn to_rpc(&self) -> RpcError {
+        let (kind, detail) = match self {
+            UpstreamError::Unavailable(d) => ("unavailable", d),
+            UpstreamError::Timeout(d) => ("timeout", d),
+            UpstreamError::Protocol(d) => ("protocol", d),
+            UpstreamError::Config(d) => ("config", d),
+        };
+        RpcError::new(UPSTREAM_ERROR, self.to_string()).with_data(serde_json::json!({ "kind": kind, "detail": detail }))
+    }
+}
+
+/// How an upstream is doing, as shown by `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Starting,
+    Ready,
+    /// Connected, but it misbehaved (e.g. wrote garbage); requests still go through.
+    Degraded(String),
+    /// Not connected; reconnecting with backoff.
+    Down(String),
+}
+
+impl Health {
+    pub fn is_usable(&self) -> bool {
+        matches!(self, Health::Ready | Health::Degraded(_))
+    }
+}
+
+/// What an upstream told us about itself in `initialize`.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub protocol_version: String,
+    pub capabilities: serde_json::Value,
+    pub server_info: serde_json::Value,
+    pub instructions: Option<String>,
+}
+
+/// Tunables of one upstream connection.
+#[derive(Debug, Clone)]
+pub struct UpstreamOptions {
+    /// How long one request may take before the caller gets a timeout error.
+    pub request_timeout: Duration,
+    /// How long connecting and `initialize` may take.
+    pub connect_timeout: Duration,
+    /// How long a client gets to answer the upstream's own requests (sampling, elicitation).
+    pub client_timeout: Duration,
+    /// Largest message accepted from the upstream.
+    pub max_message_bytes: usize,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            request_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(30),
+            client_timeout: Duration::from_secs(300),
+            max_message_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+enum Wire {
+    /// stdio and legacy SSE: every message goes into the queue, answers come back on a stream.
+    Queue,
+    /// Streamable HTTP: a request's answer comes back on its own POST.
+    Http(Arc<http::HttpWire>),
+}
+
+/// One live, initialized connection.
+struct Connection {
+    router: Arc<Router>,
+    outbound: mpsc::UnboundedSender<String>,
+    wire: Wire,
+    closed: CancellationToken,
+    info: ServerInfo,
+    _child: Option<tokio::process::Child>,
+}
+
+/// A configured upstream server and its (re)connecting connection.
+pub struct Upstream {
+    name: Arc<str>,
+    spec: TransportSpec,
+    options: UpstreamOptions,
+    http: reqwest::Client,
+    current: watch::Sender<Option<Arc<Connection>>>,
+    health: watch::Sender<Health>,
+    events: broadcast::Sender<UpstreamEvent>,
+    restarts: std::sync::atomic::AtomicU64,
+    shutdown: CancellationToken,
+    last_info: Mutex<Option<ServerInfo>>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("name", &self.name).field("transport", &self.spec.kind()).finish()
+    }
+}
+
+impl Upstream {
+    /// Creates the upstream and starts connecting in the background.
+    pub fn start(name: &str, spec: TransportSpec, options: UpstreamOptions, http: reqwest::Client) -> Arc<Self> {
+        let (events, _) = broadcast::channel(256);
+        let up = Arc::new(Upstream {
+            name: name.into(),
+            spec,
+            options,
+            http,
+            current: watch::channel(None).0,
+            health: watch::channel(Health::Starting).0,
+            events,
+            restarts: Default::default(),
+            shutdown: CancellationToken::new(),
+            last_info: Mutex::new(None),
+        });
+        tokio::spawn(up.clone().supervise());
+        up
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn spec(&self) -> &TransportSpec {
+        &self.spec
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.borrow().clone()
+    }
+
+    /// How many times the connection was re-established after the first.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The upstream's `initialize` answer, once connected.
+    pub fn server_info(&self) -> Option<ServerInfo> {
+        crate::peer::lock(&self.last_info).clone()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<UpstreamEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops reconnecting and closes the connection once the last request using it ends.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Sends a request and waits for its outcome: the upstream's result or its error object,
+    /// verbatim. `peer` receives the related messages (progress, sampling, ...).
+    pub async fn request(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        peer: Option<Peer>,
+    ) -> Result<Outcome, UpstreamError> {
+        let timeout = self.options.request_timeout;
+        let conn = self.connection(timeout).await?;
+        conn.request(method, params, peer, timeout, &self.name).await
+    }
+
+    /// Sends a notification (best effort).
+    pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
+        let conn = self.connection(self.options.request_timeout).await?;
+        conn.notify(method, params).await
+    }
+
+    /// The live connection; waits for one while (re)connecting, up to `wait`.
+    async fn connection(&self, wait: Duration) -> Result<Arc<Connection>, UpstreamError> {
+        let mut rx = self.current.subscribe();
+        let found = tokio::time::timeout(wait, async {
+            loop {
+                if let Some(c) = rx.borrow_and_update().as_ref() {
+                    if !c.closed.is_cancelled() {
+                        return Ok(c.clone());
+                    }
+                }
+                // Fail fast while the upstream is known to be down, rather than
+                // holding the caller for the whole timeout.
+                if let Health::Down(reason) = &*self.health.borrow() {
+                    return Err(UpstreamError::Unavailable(format!("{}: {reason}", self.name)));
+                }
+                if rx.changed().await.is_err() {
+                    return Err(UpstreamError::Unavailable(format!("{}: shut down", self.name)));
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Timeout(format!("{}: not connected within {wait:?}", self.name))),
+        }
+    }
+
+    /// Connects, waits for the connection to die, reconnects with backoff; until shutdown.
+    async fn supervise(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(250);
+        let mut first = true;
+        while !self.shutdown.is_cancelled() {
+            let attempt = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                r = self.connect() => r,
+            };
+            match attempt {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(250);
+                    if !first {
+                        self.restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!(server = %self.name, "reconnected to upstream");
+                    }
+                    first = false;
+                    *crate::peer::lock(&self.last_info) = Some(conn.info.clone());
+                    let closed = conn.closed.clone();
+                    self.current.send_replace(Some(conn.clone()));
+                    // Garbage seen while connecting keeps the upstream marked degraded.
+                    self.health.send_if_modified(|h| {
+                        if matches!(h, Health::Degraded(_)) {
+                            return false;
+                        }
+                        *h = Health::Ready;
+                        true
+                    });
+                    // Lists may have changed while we were away (or this is the first look).
+                    for kind in ListKind::ALL {
+                        let _ = self.events.send(UpstreamEvent::ListChanged(kind));
+                    }
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => {
+                            conn.close().await;
+                            break;
+                        }
+                        _ = closed.cancelled() => {}
+                    }
+                    self.current.send_replace(None);
+                    tracing::warn!(server = %self.name, "upstream connection lost; reconnecting");
+                    self.health.send_replace(Health::Down("connection lost; reconnecting".into()));
+                }
+                Err(e) => {
+                    tracing::warn!(server = %self.name, error = %e, retry_in = ?backoff, "could not connect to upstream");
+                    self.health.send_replace(Health::Down(e.to_string()));
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+        self.current.send_replace(None);
+        self.health.send_replace(Health::Down("shut down".into()));
+    }
+
+    async fn connect(self: &Arc<Self>) -> Result<Arc<Connection>, UpstreamError> {
+        let (out_tx, out_rx) = mpsc::unbounded_channel();
+        let router =
+            Arc::new(Router::new(self.name.clone(), self.events.clone(), out_tx.clone(), self.options.client_timeout));
+        let closed = CancellationToken::new();
+        let mut child = None;
+        let wire = match &self.spec {
+            TransportSpec::Stdio(spec) => {
+                let me = Arc::downgrade(self);
+                let garbage: Arc<dyn Fn(String) + Send + Sync> = Arc::new(move |why| {
+                    if let Some(me) = me.upgrade() {
+                        me.health.send_replace(Health::Degraded(why));
+                    }
+                });
+                child = Some(stdio::spawn(
+                    &self.name,
+                    spec,
+                    router.clone(),
+                    out_rx,
+                    closed.clone(),
+                    garbage,
+                    self.options.max_message_bytes,
+                )?);
+                Wire::Queue
+            }
+            TransportSpec::Http(spec) => {
+                let wire = Arc::new(http::HttpWire::new(
+                    self.name.clone(),
+                    self.http.clone(),
+                    spec,
+                    closed.clone(),
+                    self.options.max_message_bytes,
+                )?);
+                http::spawn_outbound(wire.clone(), router.clone(), out_rx);
+                Wire::Http(wire)
+            }
+            TransportSpec::Sse(spec) => {
+                http::connect_sse(
+                    self.name.clone(),
+                    self.http.clone(),
+                    spec,
+                    router.clone(),
+                    out_rx,
+                    closed.clone(),
+                    self.options.connect_timeout,
+                )
+                .await?;
+                Wire::Queue
+            }
+        };
+        let mut conn =
+            Connection { router, outbound: out_tx, wire, closed, info: ServerInfo::default(), _child: child };
+        let result = conn.initialize(self.options.connect_timeout, &self.name).await;
+        if result.is_err() {
+            conn.closed.cancel();
+        }
+        conn.info = result?;
+        let conn = Arc::new(conn);
+        if let Wire::Http(wire) = &conn.wire {
+            wire.set_version(&conn.info.protocol_version);
+            tokio::spawn(wire.clone().listen(conn.router.clone()));
+        }
+        Ok(conn)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Fails the request (and tells the upstream to stop working on it) if the caller
+/// stops waiting before the answer arrives: a timeout, or the client cancelled.
+struct InFlightGuard<'a> {
+    conn: &'a Connection,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.conn.router.forget(self.id) {
+            let params = serde_json::json!({ "requestId": self.id, "reason": "cancelled by the gateway" });
+            let _ = self.conn.outbound.send(encode_notification("notifications/cancelled", Some(&to_raw(&params))));
+        }
+    }
+}
+
+impl Connection {
+    async fn request(
+        &self,
+        method: &str,
+        params: Option<Box<RawValue>>,
+        peer: Option<Peer>,
+        timeout: Duration,
+        server: &str,
+    ) -> Result<Outcome, UpstreamError> {
+        let id = self.router.next_id();
+        let (params, rx) = self.router.register(id, params, peer);
+        let mut guard = InFlightGuard { conn: self, id, done: false };
+        let text = encode_request(&wire_id(id), method, params.as_deref());
+        let exchange = async {
+            match &self.wire {
+                Wire::Queue => {
+                    self.outbound
+                        .send(text)
+                        .map_err(|_| UpstreamError::Unavailable(format!("{server}: connection closed")))?;
+                }
+                Wire::Http(wire) => wire.post(text, &self.router, Some(id)).await?,
+            }
+            match rx.await {
+                Ok(Ok(outcome)) => Ok(outcome),
+                Ok(Err(reason)) => Err(UpstreamError::Unavailable(format!("{server}: {reason}"))),
+                Err(_) => Err(UpstreamError::Protocol(format!("{server}: the upstream sent no answer to {method}"))),
+            }
+        };
+        let result = tokio::time::timeout(timeout, exchange).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(_) => Err(UpstreamError::Timeout(format!("{server}: no answer to {method} within {timeout:?}"))),
+        };
+        guard.done = result.is_ok();
+        result
+    }
+
+    async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
+        let text = encode_notification(method, params);
+        match &self.wire {
+            Wire::Queue => self.outbound.send(text).map_err(|_| UpstreamError::Unavailable("connection closed".into())),
+            Wire::Http(wire) => wire.post(text, &self.router, None).await,
+        }
+    }
+
+    async fn initialize(&self, timeout: Duration, server: &str) -> Result<ServerInfo, UpstreamError> {
+        let params = serde_json::json!({
+            "protocolVersion": LATEST_LEGACY,
+            "capabilities": { "roots": { "listChanged": true }, "sampling": {}, "elicitation": {} },
+            "clientInfo": { "name": "portcullis", "version": env!("CARGO_PKG_VERSION") },
+        });
+        let outcome = self.request("initialize", Some(to_raw(&params)), None, timeout, server).await?;
+        let result =
+            outcome.map_err(|e| UpstreamError::Protocol(format!("{server} refused initialize: {}", e.get())))?;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct InitResult {
+            protocol_version: String,
+            #[serde(default)]
+            capabilities: serde_json::Value,
+            #[serde(default)]
+            server_info: serde_json::Value,
+            #[serde(default)]
+            instructions: Option<String>,
+        }
+        let init: InitResult = serde_json::from_str(result.get())
+            .map_err(|e| UpstreamError::Protocol(format!("{server}: invalid initialize result: {e}")))?;
+        if crate::protocol::era_of(&init.protocol_version).is_none() {
+            return Err(UpstreamError::Protocol(format!(
+                "{server} answered with protocol version {} which the gateway does not speak",
+                init.protocol_version
+            )));
+        }
+        if let Wire::Http(wire) = &self.wire {
+            wire.set_version(&init.protocol_version);
+        }
+        self.notify("notifications/initialized", None).await?;
+        Ok(ServerInfo {
+            protocol_version: init.protocol_version,
+            capabilities: init.capabilities,
+            server_info: init.server_info,
+            instructions: init.instructions,
+        })
+    }
+
+    async fn close(&self) {
+        if let Wire::Http(wire) = &self.wire {
+            wire.terminate().await;
+        }
+        self.router.fail_all("the gateway is shutting this upstream down");
+        self.closed.cancel();
+    }
+}

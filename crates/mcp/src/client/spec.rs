@@ -1,0 +1,51 @@
+//! How to reach an upstream MCP server: the transport part of its configuration.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Launch a local MCP server as a child process and talk to it over stdin/stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StdioSpec {
+    /// The program to run. `portcullis` means this very binary.
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Extra environment variables for the child (added to the gateway's own environment).
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Working directory of the child; defaults to the gateway's.
+    #[serde(default)]
+    pub cwd: Option<PathBuf>,
+}
+
+/// A remote MCP server over Streamable HTTP (`http`) or the legacy HTTP+SSE transport (`sse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// The endpoint, e.g. `http://127.0.0.1:3001/mcp` (Streamable HTTP) or `.../sse` (legacy).
+    pub url: String,
+    /// Static headers sent with every request (e.g. an API key the upstream requires).
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+}
+
+/// The transport of one upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportSpec {
+    Stdio(StdioSpec),
+    Http(HttpSpec),
+    Sse(HttpSpec),
+}
+
+impl TransportSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransportSpec::Stdio(_) => "stdio",
+            TransportSpec::Http(_) => "http",
+            TransportSpec::Sse(_) => "sse",
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! A connected client as seen by the code that handles one of its requests.
+//!
+//! While a request is being handled, the server may send the client messages that
+//! belong to it: progress and log notifications, and requests of its own (sampling,
+//! elicitation, roots). A [`Peer`] carries the channel those go out on (the POST's SSE
+//! stream, or stdout) and the table where the client's answers are matched back.
+
+use crate::jsonrpc::{encode_notification, encode_request, Id, Response, RpcError, INTERNAL_ERROR};
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How a server→client request ended.
+pub type Outcome = Result<Box<RawValue>, Box<RawValue>>;
+
+/// Requests the server sent to one client and is waiting on, keyed by the id it used.
+#[derive(Default)]
+pub struct PendingRequests {
+    next: AtomicU64,
+    waiting: Mutex<HashMap<Id, oneshot::Sender<Outcome>>>,
+}
+
+impl PendingRequests {
+    /// Delivers a client's response; false if nothing was waiting for that id.
+    pub fn resolve(&self, response: Response) -> bool {
+        let waiter = lock(&self.waiting).remove(&response.id);
+        match waiter {
+            Some(tx) => tx.send(response.outcome).is_ok(),
+            None => false,
+        }
+    }
+
+    fn register(&self) -> (Id, oneshot::Receiver<Outcome>) {
+        let id = Id::number(self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiting).insert(id.clone(), tx);
+        (id, rx)
+    }
+
+    fn forget(&self, id: &Id) {
+        lock(&self.waiting).remove(id);
+    }
+}
+
+/// A handle to the client that sent the request being handled.
+#[derive(Clone)]
+pub struct Peer {
+    out: mpsc::UnboundedSender<String>,
+    pending: Arc<PendingRequests>,
+    capabilities: Arc<ClientCapabilities>,
+}
+
+/// What the client said it can do when it connected.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ClientCapabilities {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
+}
+
+impl ClientCapabilities {
+    /// Reads the flags from an `initialize` params' `capabilities` object.
+    pub fn from_json(caps: Option<&serde_json::Value>) -> Self {
+        let has = |k: &str| caps.and_then(|c| c.get(k)).is_some_and(|v| !v.is_null());
+        ClientCapabilities { sampling: has("sampling"), elicitation: has("elicitation"), roots: has("roots") }
+    }
+
+    /// Whether the client can answer a server request with this method.
+    pub fn allows(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.sampling,
+            "elicitation/create" => self.elicitation,
+            "roots/list" => self.roots,
+            _ => true,
+        }
+    }
+}
+
+impl Peer {
+    pub fn new(
+        out: mpsc::UnboundedSender<String>,
+        pending: Arc<PendingRequests>,
+        capabilities: Arc<ClientCapabilities>,
+    ) -> Self {
+        Peer { out, pending, capabilities }
+    }
+
+    pub fn capabilities(&self) -> &ClientCapabilities {
+        &self.capabilities
+    }
+
+    /// Sends a notification; false if the client is gone.
+    pub fn notify(&self, method: &str, params: Option<&RawValue>) -> bool {
+        self.out.send(encode_notification(method, params)).is_ok()
+    }
+
+    /// Sends an already-encoded message.
+    pub fn send_raw(&self, message: String) -> bool {
+        self.out.send(message).is_ok()
+    }
+
+    /// Sends a request to the client and waits for its answer.
+    pub async fn request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
+        if !self.capabilities.allows(method) {
+            return Err(RpcError::new(
+                crate::jsonrpc::METHOD_NOT_FOUND,
+                format!("the client did not declare the capability needed for {method}"),
+            )
+            .to_raw());
+        }
+        let (id, rx) = self.pending.register();
+        if self.out.send(encode_request(&id, method, params)).is_err() {
+            self.pending.forget(&id);
+            return Err(RpcError::new(INTERNAL_ERROR, "the client disconnected").to_raw());
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(RpcError::new(INTERNAL_ERROR, "the client disconnected").to_raw()),
+            Err(_) => {
+                self.pending.forget(&id);
+                Err(RpcError::new(INTERNAL_ERROR, format!("the client did not answer {method} within {timeout:?}"))
+                    .to_raw())
+            }
+        }
+    }
+
+    /// True when the receiving side of this peer's channel is gone.
+    pub fn is_closed(&self) -> bool {
+        self.out.is_closed()
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the maps
+/// guarded here stay consistent across a panic: every operation is a single insert/remove).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::Message;
+
+    #[tokio::test]
+    async fn a_request_is_answered_by_the_matching_response() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let pending = Arc::new(PendingRequests::default());
+        let caps = Arc::new(ClientCapabilities { sampling: true, ..Default::default() });
+        let peer = Peer::new(tx, pending.clone(), caps);
+        let task =
+            tokio::spawn(async move { peer.request("sampling/createMessage", None, Duration::from_secs(5)).await });
+        let sent = rx.recv().await.unwrap();
+        let Message::Request(req) = Message::parse(sent.as_bytes()).unwrap() else { panic!("{sent}") };
+        let reply = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{"ok":true}}}}"#, req.id.as_json());
+        let Message::Response(resp) = Message::parse(reply.as_bytes()).unwrap() else { unreachable!() };
+        assert!(pending.resolve(resp));
+        assert_eq!(task.await.unwrap().unwrap().get(), r#"{"ok":true}"#);
+    }
+
+    #[tokio::test]
+    async fn requests_needing_undeclared_capabilities_fail_fast() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let peer = Peer::new(tx, Default::default(), Default::default());
+        let err = peer.request("elicitation/create", None, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.get().contains("capability"));
+    }
+}

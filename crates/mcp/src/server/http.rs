@@ -1,0 +1,402 @@
+//! The Streamable HTTP transport, server side.
+//!
+//! `POST` carries one JSON-RPC message. A request is answered with `application/json`
+//! unless the handler sends related messages first (progress, logs, sampling...), in
+//! which case the answer switches to an SSE stream that carries them and then the
+//! response. `GET` opens the session's stream for unrelated notifications; `DELETE` ends
+//! the session. Dropping a response (the client went away) drops the handler's future,
+//! which cancels the work all the way to the upstream.
+
+use super::session::{SessionCodec, SessionRejection};
+use super::{session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
+use crate::jsonrpc::{
+    encode_error, encode_response, salvage_id, Id, Message, Request, RpcError, INVALID_REQUEST, REQUEST_CANCELLED,
+};
+use crate::peer::{lock, Outcome, Peer, PendingRequests};
+use crate::protocol::{era_of, Era, LEGACY_VERSIONS};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, StreamExt};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+pub const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Limits and checks of the HTTP front door.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Origin` values accepted besides loopback ones (e.g. `https://app.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Interval of SSE keep-alive comments on long streams.
+    pub keep_alive: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions { allowed_origins: Vec::new(), keep_alive: Duration::from_secs(15) }
+    }
+}
+
+/// One MCP endpoint served over Streamable HTTP.
+pub struct McpService<H> {
+    handler: Arc<H>,
+    codec: Arc<SessionCodec>,
+    streams: Arc<Streams>,
+    options: HttpOptions,
+    /// Server→client requests waiting for an answer, per session.
+    pending: Mutex<HashMap<String, Weak<PendingRequests>>>,
+    /// Requests being handled, per (session, request id), so `notifications/cancelled` can stop them.
+    running: Arc<Mutex<HashMap<(String, Id), CancellationToken>>>,
+}
+
+type BoxedOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+impl<H: Handler> McpService<H> {
+    pub fn new(handler: Arc<H>, codec: Arc<SessionCodec>, streams: Arc<Streams>, options: HttpOptions) -> Self {
+        McpService {
+            handler,
+            codec,
+            streams,
+            options,
+            pending: Mutex::new(HashMap::new()),
+            running: Default::default(),
+        }
+    }
+
+    pub fn handler(&self) -> &Arc<H> {
+        &self.handler
+    }
+
+    /// `POST /mcp`: one JSON-RPC message.
+    pub async fn post(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap, body: Bytes) -> Response {
+        if let Err(rejection) = self.check_origin(&headers) {
+            return rejection.into_response();
+        }
+        let message = match Message::parse(&body) {
+            Ok(m) => m,
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, salvage_id(&body).as_ref(), &e),
+        };
+        if let Some(version) = header_str(&headers, VERSION_HEADER) {
+            if era_of(version) != Some(Era::Legacy) {
+                let err = RpcError::new(-32022, "Unsupported protocol version")
+                    .with_data(serde_json::json!({ "supported": LEGACY_VERSIONS, "requested": version }));
+                return json_error(StatusCode::BAD_REQUEST, message.request_id(), &err);
+            }
+        }
+        match message {
+            Message::Request(req) if req.method == "initialize" => self.initialize(endpoint, req).await,
+            message => {
+                let session = match self.session(&headers, endpoint.as_deref()) {
+                    Ok(s) => s,
+                    Err(rejection) => return rejection.into_response(),
+                };
+                match message {
+                    Message::Request(req) => self.request(session, req, &headers).await,
+                    Message::Notification(n) => {
+                        match n.method.as_str() {
+                            "notifications/initialized" => {}
+                            "notifications/cancelled" => self.cancel(&session.id, n.params.as_deref()),
+                            _ => self.handler.notification(n, &session),
+                        }
+                        StatusCode::ACCEPTED.into_response()
+                    }
+                    Message::Response(resp) => {
+                        if let Some(p) = self.pending_existing(&session.id) {
+                            p.resolve(resp);
+                        }
+                        StatusCode::ACCEPTED.into_response()
+                    }
+                }
+            }
+        }
+    }
+
+    /// `GET /mcp`: the session's stream of notifications not tied to a request.
+    pub async fn get(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap) -> Response {
+        if let Err(rejection) = self.check_origin(&headers) {
+            return rejection.into_response();
+        }
+        let accepts_sse = header_str(&headers, "accept").is_some_and(|a| a.contains("text/event-stream"));
+        if !accepts_sse {
+            return plain(StatusCode::NOT_ACCEPTABLE, "GET opens an SSE stream: send `Accept: text/event-stream`");
+        }
+        let session = match self.session(&headers, endpoint.as_deref()) {
+            Ok(s) => s,
+            Err(rejection) => return rejection.into_response(),
+        };
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        self.streams.attach(&session.id, tx);
+        let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+            .map(|msg| Ok::<_, Infallible>(Event::default().data(msg)));
+        Sse::new(events).keep_alive(KeepAlive::new().interval(self.options.keep_alive)).into_response()
+    }
+
+    /// `DELETE /mcp`: the client ends its session.
+    pub async fn delete(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap) -> Response {
+        if let Err(rejection) = self.check_origin(&headers) {
+            return rejection.into_response();
+        }
+        let session = match self.session(&headers, endpoint.as_deref()) {
+            Ok(s) => s,
+            Err(rejection) => return rejection.into_response(),
+        };
+        self.codec.end(&session.id);
+        self.streams.detach(&session.id);
+        lock(&self.pending).remove(&session.id);
+        self.handler.session_closed(&session);
+        StatusCode::OK.into_response()
+    }
+
+    async fn initialize(self: Arc<Self>, endpoint: Option<Arc<str>>, req: Request) -> Response {
+        let mut info = session_from_initialize(req.params.as_deref());
+        info.endpoint = endpoint.map(|e| e.to_string()).unwrap_or_default();
+        info.id = self.codec.seal(&info);
+        let id = info.id.clone();
+        let mut resp = self.request(Arc::new(info), req, &HeaderMap::new()).await;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(SESSION_HEADER, v);
+        }
+        resp
+    }
+
+    async fn request(self: &Arc<Self>, session: Arc<SessionInfo>, req: Request, headers: &HeaderMap) -> Response {
+        let (tx, mut related) = mpsc::unbounded_channel::<String>();
+        let peer = Peer::new(tx, self.pending_for(&session.id), Arc::new(session.capabilities.clone()));
+        let id = req.id.clone();
+        let cancel = CancellationToken::new();
+        let key = (session.id.clone(), id.clone());
+        lock(&self.running).insert(key.clone(), cancel.clone());
+        let running = self.running.clone();
+        let handler = self.handler.clone();
+        let ctx = RequestContext { session, peer };
+        let work: BoxedOutcome = Box::pin(async move {
+            let _unregister = Unregister { running, key };
+            tokio::select! {
+                outcome = handler.handle(req, ctx) => outcome,
+                _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
+            }
+        });
+        let mut work = work;
+        let sse_ok = header_str(headers, "accept").is_none_or(|a| a.contains("text/event-stream") || a.contains("*/*"));
+        // Answer with plain JSON unless the handler has something to say first.
+        let first = tokio::select! {
+            biased;
+            Some(msg) = related.recv(), if sse_ok => msg,
+            outcome = &mut work => {
+                let text = encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e));
+                return json(StatusCode::OK, text);
+            }
+        };
+        let state = SseState { first: Some(first), related, work: Some(work), id };
+        let events = stream::unfold(state, SseState::next);
+        Sse::new(events).keep_alive(KeepAlive::new().interval(self.options.keep_alive)).into_response()
+    }
+
+    fn cancel(&self, session: &str, params: Option<&serde_json::value::RawValue>) {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Cancelled<'a> {
+            #[serde(borrow)]
+            request_id: &'a serde_json::value::RawValue,
+        }
+        let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok()) else {
+            return;
+        };
+        let Ok(Message::Request(r)) =
+            Message::parse(format!(r#"{{"jsonrpc":"2.0","id":{},"method":"x"}}"#, c.request_id.get()).as_bytes())
+        else {
+            return;
+        };
+        if let Some(token) = lock(&self.running).get(&(session.to_owned(), r.id)) {
+            token.cancel();
+        }
+    }
+
+    /// The session named by the `Mcp-Session-Id` header.
+    fn session(&self, headers: &HeaderMap, endpoint: Option<&str>) -> Result<Arc<SessionInfo>, Rejection> {
+        let id = header_str(headers, SESSION_HEADER).ok_or(Rejection::NoSession)?;
+        let info = self.codec.open(id).map_err(Rejection::Session)?;
+        if info.endpoint != endpoint.unwrap_or_default() {
+            return Err(Rejection::OtherEndpoint);
+        }
+        Ok(Arc::new(info))
+    }
+
+    fn pending_for(&self, session: &str) -> Arc<PendingRequests> {
+        let mut map = lock(&self.pending);
+        if let Some(p) = map.get(session).and_then(Weak::upgrade) {
+            return p;
+        }
+        if map.len() > 1024 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let p = Arc::new(PendingRequests::default());
+        map.insert(session.to_owned(), Arc::downgrade(&p));
+        p
+    }
+
+    fn pending_existing(&self, session: &str) -> Option<Arc<PendingRequests>> {
+        lock(&self.pending).get(session).and_then(Weak::upgrade)
+    }
+
+    /// Rejects browsers on other sites (DNS rebinding, CSRF): a present `Origin` must be
+    /// a loopback origin or one of the configured ones.
+    fn check_origin(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        let Some(origin) = header_str(headers, "origin") else { return Ok(()) };
+        if origin_is_loopback(origin) || self.options.allowed_origins.iter().any(|o| o == origin) {
+            return Ok(());
+        }
+        Err(Rejection::Origin)
+    }
+}
+
+/// Mounts an [`McpService`] at `/mcp` (the whole server) and `/mcp/{endpoint}` (a named
+/// subset, e.g. a virtual server), with the request body limited to `max_body` bytes.
+pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize) -> axum::Router {
+    use axum::extract::{DefaultBodyLimit, Path};
+    use axum::routing::post;
+    let (a, b, c) = (service.clone(), service.clone(), service.clone());
+    let (d, e, f) = (service.clone(), service.clone(), service);
+    axum::Router::new()
+        .route(
+            "/mcp",
+            post(move |h: HeaderMap, body: Bytes| a.clone().post(None, h, body))
+                .get(move |h: HeaderMap| b.clone().get(None, h))
+                .delete(move |h: HeaderMap| c.clone().delete(None, h)),
+        )
+        .route(
+            "/mcp/{endpoint}",
+            post(move |Path(p): Path<String>, h: HeaderMap, body: Bytes| d.clone().post(Some(p.into()), h, body))
+                .get(move |Path(p): Path<String>, h: HeaderMap| e.clone().get(Some(p.into()), h))
+                .delete(move |Path(p): Path<String>, h: HeaderMap| f.clone().delete(Some(p.into()), h)),
+        )
+        .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// Why a request was refused before reaching the handler.
+#[derive(Debug, Clone, Copy)]
+enum Rejection {
+    Origin,
+    NoSession,
+    Session(SessionRejection),
+    OtherEndpoint,
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let not_found = |message| json_error(StatusCode::NOT_FOUND, None, &RpcError::new(INVALID_REQUEST, message));
+        match self {
+            Rejection::Origin => plain(
+                StatusCode::FORBIDDEN,
+                "Forbidden: this Origin is not allowed; add it to `http.allowed_origins` in the gateway config",
+            ),
+            Rejection::NoSession => json_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                &RpcError::new(
+                    INVALID_REQUEST,
+                    "Bad Request: the Mcp-Session-Id header is required; send `initialize` first to get one",
+                ),
+            ),
+            Rejection::Session(SessionRejection::Unknown) => {
+                not_found("Session not found: this session id was not issued by this gateway; send `initialize` again")
+            }
+            Rejection::Session(SessionRejection::Ended) => {
+                not_found("Session not found: the session was ended; send `initialize` again")
+            }
+            Rejection::Session(SessionRejection::Expired) => {
+                not_found("Session not found: the session expired; send `initialize` again")
+            }
+            Rejection::OtherEndpoint => not_found("Session not found: this session belongs to another endpoint"),
+        }
+    }
+}
+
+struct Unregister {
+    running: Arc<Mutex<HashMap<(String, Id), CancellationToken>>>,
+    key: (String, Id),
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        lock(&self.running).remove(&self.key);
+    }
+}
+
+/// The SSE answer to one request: related messages, then the response.
+struct SseState {
+    first: Option<String>,
+    related: mpsc::UnboundedReceiver<String>,
+    work: Option<BoxedOutcome>,
+    id: Id,
+}
+
+impl SseState {
+    async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
+        if let Some(msg) = self.first.take() {
+            return Some((Ok(Event::default().data(msg)), self));
+        }
+        let work = self.work.as_mut()?;
+        let msg = tokio::select! {
+            biased;
+            Some(msg) = self.related.recv() => msg,
+            outcome = work => {
+                self.work = None;
+                encode_response(Some(&self.id), outcome.as_deref().map_err(|e| &**e))
+            }
+        };
+        Some((Ok(Event::default().data(msg)), self))
+    }
+}
+
+fn origin_is_loopback(origin: &str) -> bool {
+    let Ok(url) = url::Url::parse(origin) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_error(status: StatusCode, id: Option<&Id>, err: &RpcError) -> Response {
+    json(status, encode_error(id, err))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_origins() {
+        assert!(origin_is_loopback("http://localhost:3000"));
+        assert!(origin_is_loopback("http://127.0.0.1"));
+        assert!(origin_is_loopback("http://[::1]:8080"));
+        assert!(!origin_is_loopback("http://evil.example.com"));
+        assert!(!origin_is_loopback("http://localhost.evil.example.com"));
+        assert!(!origin_is_loopback("null"));
+    }
+}

@@ -1,0 +1,139 @@
+//! Serving MCP to clients: the [`Handler`] a server implements, and the transports
+//! that drive it (Streamable HTTP in [`http`], stdio in [`stdio`]).
+//!
+//! The transports own everything about the wire: sessions (sealed ids, so any replica
+//! can serve any session), response streams, cancellation, and matching the client's
+//! answers to server→client requests. A handler sees one request at a time with a
+//! [`RequestContext`] and returns its outcome.
+
+pub mod http;
+pub mod session;
+pub mod stdio;
+
+use crate::jsonrpc::{encode_notification, Notification, Request};
+use crate::peer::{lock, ClientCapabilities, Outcome, Peer};
+use crate::protocol::Era;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// Who the client is, as established by `initialize` (legacy) or the request's `_meta` (modern).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session id the client presents (legacy HTTP); empty for stdio and modern requests.
+    pub id: String,
+    pub protocol_version: String,
+    pub capabilities: ClientCapabilities,
+    pub client_name: String,
+    /// The virtual server the session was opened on (empty: the main endpoint).
+    pub endpoint: String,
+}
+
+impl SessionInfo {
+    pub fn era(&self) -> Era {
+        crate::protocol::era_of(&self.protocol_version).unwrap_or(Era::Legacy)
+    }
+}
+
+/// Everything a handler may use while answering one request.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub session: Arc<SessionInfo>,
+    /// Reaches the client for messages related to this request.
+    pub peer: Peer,
+}
+
+/// An MCP server's logic. The gateway's federation and the demo server implement it.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers a request: a result, or an error object (passed to the client verbatim).
+    fn handle(&self, request: Request, ctx: RequestContext) -> impl Future<Output = Outcome> + Send;
+
+    /// A client notification other than `initialized` and `cancelled` (which transports handle).
+    fn notification(&self, _notification: Notification, _session: &SessionInfo) {}
+
+    /// A client's session ended (HTTP DELETE, stdio EOF): forget what was kept for it.
+    fn session_closed(&self, _session: &SessionInfo) {}
+}
+
+/// Long-lived streams to connected clients, for messages not tied to a request
+/// (`list_changed`, resource updates): legacy GET streams and stdio connections.
+#[derive(Default)]
+pub struct Streams {
+    open: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+}
+
+impl Streams {
+    /// Registers the stream for a session, replacing an older one (a reconnect).
+    pub fn attach(&self, session: &str, tx: mpsc::UnboundedSender<String>) {
+        lock(&self.open).insert(session.to_owned(), tx);
+    }
+
+    pub fn detach(&self, session: &str) {
+        lock(&self.open).remove(session);
+    }
+
+    /// Sends a notification to every connected client.
+    pub fn broadcast(&self, method: &str, params: Option<&RawValue>) {
+        let msg = encode_notification(method, params);
+        lock(&self.open).retain(|_, tx| tx.send(msg.clone()).is_ok());
+    }
+
+    /// Sends a notification to one session; false if it has no open stream.
+    pub fn send(&self, session: &str, method: &str, params: Option<&RawValue>) -> bool {
+        let msg = encode_notification(method, params);
+        let mut open = lock(&self.open);
+        match open.get(session) {
+            Some(tx) if tx.send(msg).is_ok() => true,
+            Some(_) => {
+                open.remove(session);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Ends every stream (on shutdown, so graceful shutdown does not wait on them).
+    pub fn close_all(&self) {
+        lock(&self.open).clear();
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.open).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads the session facts out of `initialize` params.
+pub fn session_from_initialize(params: Option<&RawValue>) -> SessionInfo {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Init {
+        #[serde(default)]
+        protocol_version: Option<String>,
+        #[serde(default)]
+        capabilities: Option<serde_json::Value>,
+        #[serde(default)]
+        client_info: Option<serde_json::Value>,
+    }
+    let init: Init = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+    SessionInfo {
+        id: String::new(),
+        protocol_version: crate::protocol::negotiate_legacy(init.protocol_version.as_deref()).to_owned(),
+        capabilities: ClientCapabilities::from_json(init.capabilities.as_ref()),
+        client_name: init
+            .client_info
+            .as_ref()
+            .and_then(|c| c.get("name"))
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(100)
+            .collect(),
+        endpoint: String::new(),
+    }
+}

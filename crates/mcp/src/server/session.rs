@@ -1,0 +1,155 @@
+//! Sealed session ids: the session's state travels inside its id, encrypted and
+//! authenticated with a key the replicas share, so any replica can serve any session
+//! without a shared store.
+
+use super::SessionInfo;
+use crate::peer::ClientCapabilities;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seals and opens session ids.
+pub struct SessionCodec {
+    cipher: XChaCha20Poly1305,
+    /// Ids ended with DELETE on this replica (a sealed id cannot be revoked otherwise).
+    ended: Mutex<HashSet<String>>,
+    max_age_secs: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    v: String,
+    s: bool,
+    e: bool,
+    r: bool,
+    n: String,
+    p: String,
+    /// Issued at (seconds since the epoch).
+    t: u64,
+}
+
+/// Why a presented session id is not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRejection {
+    /// Not a session this gateway (or its key) issued.
+    Unknown,
+    /// It was ended with DELETE.
+    Ended,
+    /// Older than the configured maximum age.
+    Expired,
+}
+
+impl SessionCodec {
+    /// A codec from a 32-byte key shared by every replica.
+    pub fn new(key: &[u8; 32], max_age_secs: u64) -> Self {
+        SessionCodec { cipher: XChaCha20Poly1305::new(key.into()), ended: Mutex::new(HashSet::new()), max_age_secs }
+    }
+
+    /// A codec with a random key: sessions only survive on this process.
+    pub fn ephemeral(max_age_secs: u64) -> Self {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self::new(&key, max_age_secs)
+    }
+
+    /// Creates the id for a new session.
+    pub fn seal(&self, info: &SessionInfo) -> String {
+        let body = Sealed {
+            v: info.protocol_version.clone(),
+            s: info.capabilities.sampling,
+            e: info.capabilities.elicitation,
+            r: info.capabilities.roots,
+            n: info.client_name.clone(),
+            p: info.endpoint.clone(),
+            t: now(),
+        };
+        let plain = serde_json::to_vec(&body).unwrap_or_default();
+        let mut nonce = [0u8; 24];
+        rand::rng().fill_bytes(&mut nonce);
+        // Encryption with a valid key and nonce size cannot fail; an empty id would just be rejected later.
+        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), plain.as_slice()).unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Recovers the session behind an id.
+    pub fn open(&self, id: &str) -> Result<SessionInfo, SessionRejection> {
+        if crate::peer::lock(&self.ended).contains(id) {
+            return Err(SessionRejection::Ended);
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| SessionRejection::Unknown)?;
+        if bytes.len() < 24 {
+            return Err(SessionRejection::Unknown);
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), sealed).map_err(|_| SessionRejection::Unknown)?;
+        let body: Sealed = serde_json::from_slice(&plain).map_err(|_| SessionRejection::Unknown)?;
+        if self.max_age_secs > 0 && now().saturating_sub(body.t) > self.max_age_secs {
+            return Err(SessionRejection::Expired);
+        }
+        Ok(SessionInfo {
+            id: id.to_owned(),
+            protocol_version: body.v,
+            capabilities: ClientCapabilities { sampling: body.s, elicitation: body.e, roots: body.r },
+            client_name: body.n,
+            endpoint: body.p,
+        })
+    }
+
+    /// Ends a session on this replica.
+    pub fn end(&self, id: &str) {
+        crate::peer::lock(&self.ended).insert(id.to_owned());
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> SessionInfo {
+        SessionInfo {
+            id: String::new(),
+            protocol_version: "2025-06-18".into(),
+            capabilities: ClientCapabilities { sampling: true, elicitation: false, roots: true },
+            client_name: "test".into(),
+            endpoint: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_sealed_id_opens_on_another_replica_with_the_same_key() {
+        let a = SessionCodec::new(&[7; 32], 0);
+        let b = SessionCodec::new(&[7; 32], 0);
+        let id = a.seal(&info());
+        assert!(id.bytes().all(|c| (0x21..=0x7e).contains(&c)), "ids must be visible ASCII");
+        let opened = b.open(&id).unwrap();
+        assert_eq!(opened.protocol_version, "2025-06-18");
+        assert!(opened.capabilities.sampling && opened.capabilities.roots && !opened.capabilities.elicitation);
+    }
+
+    #[test]
+    fn forged_tampered_and_ended_ids_are_rejected() {
+        let a = SessionCodec::new(&[7; 32], 0);
+        let other = SessionCodec::new(&[8; 32], 0);
+        let id = a.seal(&info());
+        assert_eq!(other.open(&id), Err(SessionRejection::Unknown));
+        let mut tampered = id.clone().into_bytes();
+        let last = tampered.len() - 3;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(a.open(&String::from_utf8(tampered).unwrap()), Err(SessionRejection::Unknown));
+        assert_eq!(a.open("not-a-session"), Err(SessionRejection::Unknown));
+        a.end(&id);
+        assert_eq!(a.open(&id), Err(SessionRejection::Ended));
+    }
+}

@@ -1,0 +1,160 @@
+//! The `portcullis` command: serve the gateway, check or print the config schema, run
+//! the demo MCP server.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use portcullis_gateway::config::{schema, Config};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Portcullis: a security gateway for AI agents.
+#[derive(Parser)]
+#[command(name = "portcullis", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (HTTP at /mcp by default, or one session over stdio with --stdio).
+    Serve {
+        /// Config file. Default: $PORTCULLIS_CONFIG, else ./portcullis.yaml if it exists,
+        /// else built-in defaults (127.0.0.1:8080, fronting the demo server).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on, overriding `listen` in the config.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Serve one MCP client over stdin/stdout instead of HTTP.
+        #[arg(long, conflicts_with = "listen")]
+        stdio: bool,
+    },
+    /// Validate a config file; prints every problem with its path, exits 1 if any.
+    Check {
+        /// The config file to check.
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+    /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
+    DemoServer {
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout stays clean for `--stdio` and `demo-server`.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, listen, stdio } => {
+            let path = config_path(config);
+            let cfg = match &path {
+                Some(p) => Config::load(p)?,
+                None => Config::default(),
+            };
+            if stdio {
+                portcullis_gateway::serve_stdio(cfg, path).await;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let server = portcullis_gateway::serve_http(cfg, path, listen).await?;
+            let stop = server.stop_token();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                stop.cancel();
+            });
+            server.wait().await.context("the HTTP server failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { file } => Ok(check(&file)),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DemoServer { listen } => {
+            match listen {
+                Some(addr) => {
+                    portcullis_demo::serve_http(addr).await.with_context(|| format!("cannot serve on {addr}"))?
+                }
+                None => portcullis_demo::serve_stdio().await,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from)).or_else(|| {
+        let local = PathBuf::from("portcullis.yaml");
+        local.exists().then_some(local)
+    })
+}
+
+fn check(file: &Path) -> ExitCode {
+    match Config::load(file) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} servers, {} virtual servers)",
+                file.display(),
+                cfg.effective_servers().len(),
+                cfg.virtual_servers.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {} problem(s)", file.display(), e.problems.len());
+            for p in &e.problems {
+                eprintln!("  {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

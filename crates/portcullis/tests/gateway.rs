@@ -1,0 +1,431 @@
+//! The gateway end to end: a real `portcullis demo-server` child behind an in-process
+//! gateway, driven by a raw Streamable HTTP client.
+
+use portcullis_testkit::{Client, Gateway};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+const ONE_DEMO: &str = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+"#;
+
+fn tool_names(result: &Value) -> Vec<String> {
+    result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn lists_and_calls_prefixed_tools() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let names = tool_names(c.request("tools/list", json!({})).await.result());
+    assert!(names.contains(&"demo__echo".to_owned()), "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("demo__")), "{names:?}");
+    let r = c.request("tools/call", json!({ "name": "demo__echo", "arguments": { "message": "héllo" } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "héllo");
+    let r = c
+        .request(
+            "prompts/get",
+            json!({ "name": "demo__test_prompt_with_arguments",
+        "arguments": { "arg1": "a", "arg2": "b" } }),
+        )
+        .await;
+    assert_eq!(r.result()["messages"][0]["content"]["text"], "Prompt with arguments: arg1='a', arg2='b'");
+    let r = c
+        .request(
+            "completion/complete",
+            json!({ "ref": { "type": "ref/prompt", "name": "demo__test_prompt_with_arguments" },
+        "argument": { "name": "arg1", "value": "testV" } }),
+        )
+        .await;
+    assert_eq!(r.result()["completion"]["values"], json!(["testValue1", "testValue2"]));
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn resources_are_mapped_reversibly() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let list = c.request("resources/list", json!({})).await;
+    let uris: Vec<&str> =
+        list.result()["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert!(uris.contains(&"demo+test://static-text"), "{uris:?}");
+    let templates = c.request("resources/templates/list", json!({})).await;
+    assert_eq!(templates.result()["resourceTemplates"][0]["uriTemplate"], "demo+test://template/{id}/data");
+    let read = c.request("resources/read", json!({ "uri": "demo+test://template/42/data" })).await;
+    let content = &read.result()["contents"][0];
+    assert_eq!(content["uri"], "demo+test://template/42/data");
+    assert!(content["text"].as_str().unwrap().contains("Data for ID: 42"));
+    let missing = c.request("resources/read", json!({ "uri": "nowhere+test://x" })).await;
+    assert_eq!(missing.error()["code"], -32602);
+    let sub = c.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await;
+    assert_eq!(sub.result(), &json!({}));
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn results_pass_through_byte_exact() {
+    // The same call straight to the demo server over HTTP and through the gateway.
+    let port = portcullis_testkit::free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    portcullis_testkit::wait_port(port).await;
+    let yaml = format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n");
+    let gw = Gateway::start(&yaml, BIN).await;
+    let mut direct = Client::connect(&format!("http://127.0.0.1:{port}/mcp"), json!({})).await;
+    let mut via = Client::connect(&gw.url, json!({})).await;
+    let a = direct.request("tools/call", json!({ "name": "test_multiple_content_types", "arguments": {} })).await;
+    let b = via.request("tools/call", json!({ "name": "demo__test_multiple_content_types", "arguments": {} })).await;
+    let result_text = |raw: &str| raw.split_once(r#""result":"#).unwrap().1.to_owned();
+    assert_eq!(result_text(&a.raw), result_text(&b.raw));
+    gw.server.shutdown().await.unwrap();
+    child.kill().await.ok();
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_json_rpc_errors() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let r = c.post_raw("{not json").await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32700)));
+    let r = c.post_raw(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32600)));
+    let r = c.post_raw(r#"{"jsonrpc":"2.0","id":7,"params":{}}"#).await;
+    assert_eq!(r.error()["code"], -32600);
+    assert_eq!(r.response()["id"], 7, "the error names the request it answers");
+    let r = c.request("no/such/method", json!({})).await;
+    assert_eq!(r.error()["code"], -32601);
+    let r = c.request("tools/call", json!({ "name": "demo__nope", "arguments": {} })).await;
+    assert!(r.error()["message"].as_str().unwrap().contains("nope"), "{}", r.raw);
+    let r = c.request("tools/call", json!({ "name": "ghost__tool" })).await;
+    assert_eq!(r.error()["message"], "Unknown tool: ghost__tool");
+    let r = c.request("tools/list", json!({ "cursor": "garbage" })).await;
+    assert_eq!(r.error()["code"], -32602);
+
+    let big = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"x":"{}"}}}}"#, "a".repeat(5 << 20));
+    assert_eq!(c.post_raw(&big).await.status, 413);
+    let r = c.post_with(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("origin", "http://evil.example.com")]).await;
+    assert_eq!(r.status, 403);
+    let r = c.post_with(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, &[("origin", "http://localhost:3000")]).await;
+    assert_eq!(r.status, 200);
+
+    let anonymous = Client::new(&gw.url);
+    let r = anonymous.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.error()["message"].as_str().unwrap().contains("Mcp-Session-Id"));
+    let mut forged = Client::new(&gw.url);
+    forged.session = Some("forged-session".into());
+    assert_eq!(forged.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await.status, 404);
+
+    let del = c.http.delete(&gw.url).header("mcp-session-id", c.session.clone().unwrap()).send().await.unwrap();
+    assert_eq!(del.status(), 200);
+    assert_eq!(c.request("tools/list", json!({})).await.status, 404, "a deleted session is gone");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn progress_reaches_the_client_with_its_own_token() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let r = c
+        .request(
+            "tools/call",
+            json!({ "name": "demo__test_tool_with_progress", "arguments": {},
+                                        "_meta": { "progressToken": "my-token" } }),
+        )
+        .await;
+    assert!(r.sse, "related messages switch the answer to SSE");
+    let progress = r.notifications("notifications/progress");
+    assert_eq!(progress.len(), 3, "{}", r.raw);
+    for p in &progress {
+        assert_eq!(p["params"]["progressToken"], "my-token");
+    }
+    let steps: Vec<i64> = progress.iter().map(|p| p["params"]["progress"].as_i64().unwrap()).collect();
+    assert_eq!(steps, [0, 50, 100]);
+    assert!(r.result()["content"].is_array());
+    // Logs sent while handling a request travel on that request's stream.
+    let r = c.request("tools/call", json!({ "name": "demo__test_tool_with_logging", "arguments": {} })).await;
+    assert_eq!(r.notifications("notifications/message").len(), 3, "{}", r.raw);
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sampling_requests_go_back_to_the_client_that_caused_them() {
+    use futures_util::StreamExt;
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let c = Client::connect(&gw.url, json!({ "sampling": {} })).await;
+    let session = c.session.clone().unwrap();
+    let resp = c
+        .http
+        .post(&gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(
+            json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                      "params": { "name": "demo__test_sampling", "arguments": { "prompt": "2+2?" } } })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let mut answered = false;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let final_text = loop {
+        assert!(Instant::now() < deadline, "no answer: {buf}");
+        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next()).await.unwrap().unwrap().unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        let mut found = None;
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            let msg: Value = serde_json::from_str(data).unwrap();
+            if msg["method"] == "sampling/createMessage" {
+                assert_eq!(msg["params"]["messages"][0]["content"]["text"], "2+2?");
+                let answer = json!({ "jsonrpc": "2.0", "id": msg["id"], "result": {
+                    "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "m", "stopReason": "endTurn" } });
+                let r = c.post_raw(&answer.to_string()).await;
+                assert_eq!(r.status, 202);
+                answered = true;
+            } else if msg["id"] == 9 {
+                found = Some(msg["result"]["content"][0]["text"].as_str().unwrap().to_owned());
+            }
+        }
+        if let Some(text) = found {
+            break text;
+        }
+    };
+    assert!(answered);
+    assert_eq!(final_text, "LLM response: 4");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sampling_without_the_capability_is_refused() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let r = c.request("tools/call", json!({ "name": "demo__test_sampling", "arguments": { "prompt": "x" } })).await;
+    let err = r.error();
+    assert!(err["message"].as_str().unwrap().contains("capability"), "{err}");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn federates_several_upstreams_and_virtual_servers() {
+    let port = portcullis_testkit::free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    portcullis_testkit::wait_port(port).await;
+    let yaml = format!(
+        r#"
+servers:
+  local:
+    stdio: {{ command: "{{bin}}", args: [demo-server] }}
+  remote:
+    http: {{ url: "http://127.0.0.1:{port}/mcp" }}
+    prefix: far
+http: {{ page_size: 10 }}
+virtual_servers:
+  eng:
+    tools: ["local__echo", "far__test_*"]
+    rename: {{ "local__echo": "say" }}
+"#
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    // Pages of 10 with gateway cursors, covering both upstreams without duplicates.
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let params = cursor.as_ref().map(|c| json!({ "cursor": c })).unwrap_or(json!({}));
+        let r = c.request("tools/list", params).await;
+        let page = tool_names(r.result());
+        assert!(page.len() <= 10);
+        all.extend(page);
+        cursor = r.result()["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(all.contains(&"local__echo".to_owned()) && all.contains(&"far__echo".to_owned()), "{all:?}");
+    let unique: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), all.len());
+    let r = c.request("tools/call", json!({ "name": "far__echo", "arguments": { "message": "via http" } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "via http");
+
+    let mut eng = Client::connect(&format!("{}/eng", gw.url), json!({})).await;
+    let names = tool_names(eng.request("tools/list", json!({})).await.result());
+    assert!(names.contains(&"say".to_owned()));
+    assert!(names.iter().all(|n| n == "say" || n.starts_with("far__test_")), "{names:?}");
+    let r = eng.request("tools/call", json!({ "name": "say", "arguments": { "message": "renamed" } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "renamed");
+    let r = eng.request("tools/call", json!({ "name": "far__echo", "arguments": { "message": "x" } })).await;
+    assert_eq!(r.error()["message"], "Unknown tool: far__echo", "tools outside the virtual server are not callable");
+    // A session belongs to its endpoint.
+    let mut wrong = Client::new(&gw.url);
+    wrong.session = eng.session.clone();
+    assert_eq!(wrong.request("tools/list", json!({})).await.status, 404);
+    let unknown = Client::new(&format!("{}/nope", gw.url));
+    assert_eq!(unknown.post_raw(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await.status, 404);
+    gw.server.shutdown().await.unwrap();
+    child.kill().await.ok();
+}
+
+#[tokio::test]
+async fn list_changes_reach_connected_clients() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    assert!(!tool_names(c.request("tools/list", json!({})).await.result()).contains(&"demo__dynamic_tool".to_owned()));
+    let mut stream = c.open_stream().await;
+    c.request("tools/call", json!({ "name": "demo__test_trigger_tool_change", "arguments": {} })).await.result();
+    let note = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = stream.recv().await.expect("stream open");
+            if m["method"] == "notifications/tools/list_changed" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("list_changed within 10 s");
+    assert!(note.get("id").is_none());
+    let names = tool_names(c.request("tools/list", json!({})).await.result());
+    assert!(names.contains(&"demo__dynamic_tool".to_owned()), "the cache was refreshed: {names:?}");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hung_upstream_times_out_and_a_dead_one_fails_fast() {
+    let closed_port = portcullis_testkit::free_port();
+    let yaml = format!(
+        r#"
+servers:
+  demo:
+    stdio: {{ command: "{{bin}}", args: [demo-server] }}
+    timeout: 1s
+  gone:
+    http: {{ url: "http://127.0.0.1:{closed_port}/mcp" }}
+"#
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let started = Instant::now();
+    let r = c.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 5000 } })).await;
+    assert_eq!(r.error()["code"], -32001);
+    assert!(r.error()["message"].as_str().unwrap().contains("timed out"), "{}", r.raw);
+    assert!(started.elapsed() < Duration::from_secs(4), "answered within the timeout");
+    // The dead upstream is left out of lists; the live one still serves.
+    let names = tool_names(c.request("tools/list", json!({})).await.result());
+    assert!(names.contains(&"demo__echo".to_owned()));
+    let started = Instant::now();
+    let r = c.request("tools/call", json!({ "name": "gone__anything", "arguments": {} })).await;
+    assert_eq!(r.error()["code"], -32001);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["gone"]["state"], "down");
+    assert_eq!(ready["servers"]["demo"]["state"], "ready");
+    assert_eq!(ready["status"], "degraded");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_upstream_writing_garbage_is_marked_degraded_and_others_keep_serving() {
+    let yaml = r#"
+servers:
+  noisy:
+    stdio: { command: sh, args: ["-c", "echo 'this is not json'; exec \"$0\" demo-server", "{bin}"] }
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+"#;
+    let gw = Gateway::start(yaml, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let r = c.request("tools/call", json!({ "name": "demo__echo", "arguments": { "message": "ok" } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "ok");
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["noisy"]["state"], "degraded", "{ready}");
+    assert!(ready["servers"]["noisy"]["detail"].as_str().unwrap().contains("not JSON-RPC"));
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dead_stdio_upstream_is_restarted() {
+    let yaml = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+"#;
+    let gw = Gateway::start(yaml, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let r = c.request("tools/call", json!({ "name": "demo__exit_process", "arguments": {} })).await;
+    assert_eq!(r.error()["code"], -32001, "the call in flight fails: {}", r.raw);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.request("tools/call", json!({ "name": "demo__echo", "arguments": { "message": "back" } })).await;
+        if r.response().get("result").is_some() {
+            assert_eq!(r.result()["content"][0]["text"], "back");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted: {}", r.raw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["demo"]["restarts"], 1);
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_continues_on_a_second_replica_with_the_same_key() {
+    // SAFETY of set_var: this variable name is used by this test alone.
+    std::env::set_var("PC_TEST_REPLICA_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    let yaml = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+sessions: { key_env: PC_TEST_REPLICA_KEY }
+"#;
+    let a = Gateway::start(yaml, BIN).await;
+    let b = Gateway::start(yaml, BIN).await;
+    let on_a = Client::connect(&a.url, json!({})).await;
+    let mut on_b = Client::new(&b.url);
+    on_b.session = on_a.session.clone();
+    let r = on_b.request("tools/call", json!({ "name": "demo__echo", "arguments": { "message": "hop" } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "hop");
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_edits_apply_without_restart_and_broken_edits_are_rejected() {
+    let (gw, path) = Gateway::start_file(ONE_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    assert!(tool_names(c.request("tools/list", json!({})).await.result()).contains(&"demo__echo".to_owned()));
+    let renamed = ONE_DEMO.replace("{bin}", BIN) + "    prefix: renamed\n";
+    std::fs::write(&path, renamed).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let names = tool_names(c.request("tools/list", json!({})).await.result());
+        if names.contains(&"renamed__echo".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload not applied: {names:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(&path, "servers:\n  demo:\n    stdoi: {}\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let names = tool_names(c.request("tools/list", json!({})).await.result());
+    assert!(names.contains(&"renamed__echo".to_owned()), "the broken edit left the old config in force: {names:?}");
+    gw.server.shutdown().await.unwrap();
+}

@@ -1,0 +1,209 @@
+//! The gateway against real third-party MCP peers: the official conformance suite, the
+//! reference servers `server-everything` and `server-filesystem`, and the Python SDK
+//! client. They are installed by `scripts/test-deps.sh`; these tests are `#[ignore]`d so
+//! a plain `cargo test` needs nothing but Rust, and `scripts/test.sh` runs them all.
+
+use portcullis_testkit::{free_port, node22, node_modules, python, repo_root, wait_port, Client, Gateway};
+use serde_json::{json, Value};
+use std::process::Stdio;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// The demo server unprefixed, as the conformance suite expects its fixture names.
+const CONFORMANCE_CONFIG: &str = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+    prefix: ""
+"#;
+
+async fn run_conformance(url: &str, extra: &[&str]) -> (bool, String) {
+    let cli = node_modules().join("@modelcontextprotocol/conformance/dist/index.js");
+    let out = Command::new(node22())
+        .arg(cli)
+        .args(["server", "--url", url])
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run the conformance suite");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// The conformance suite's URL must be on `localhost` for its DNS-rebinding checks.
+fn localhost_url(gw: &Gateway) -> String {
+    format!("http://localhost:{}/mcp", gw.server.addr.port())
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn conformance_legacy_suite_passes_through_the_gateway() {
+    let gw = Gateway::start(CONFORMANCE_CONFIG, BIN).await;
+    let baseline = repo_root().join("tests/conformance/expected-failures-2025.yaml");
+    let (ok, out) = run_conformance(&localhost_url(&gw), &["--expected-failures", baseline.to_str().unwrap()]).await;
+    assert!(ok, "conformance (2025-11-25, active suite) failed:\n{out}");
+    assert!(out.contains("Total: ") && out.contains(" 0 failed"), "{out}");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn conformance_modern_suite_matches_its_expected_failures() {
+    let gw = Gateway::start(CONFORMANCE_CONFIG, BIN).await;
+    let baseline = repo_root().join("tests/conformance/expected-failures-2026.yaml");
+    let args = ["--suite", "all", "--spec-version", "2026-07-28", "--expected-failures", baseline.to_str().unwrap()];
+    let (ok, out) = run_conformance(&localhost_url(&gw), &args).await;
+    assert!(ok, "conformance (2026-07-28) differs from tests/conformance/expected-failures-2026.yaml:\n{out}");
+    gw.server.shutdown().await.unwrap();
+}
+
+async fn python_client(args: &[&str]) -> Value {
+    let script = repo_root().join("tests/peers/python_client.py");
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        Command::new(python()).arg(script).args(args).stdin(Stdio::null()).output(),
+    )
+    .await
+    .expect("the Python client finished within 120 s")
+    .expect("run python");
+    assert!(
+        out.status.success(),
+        "python client failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+}
+
+fn assert_python_view(v: &Value) {
+    assert_eq!(v["echo"], "from python", "{v}");
+    assert_eq!(v["resource"], "This is the content of the static text resource.");
+    assert_eq!(v["resource_uri"], "demo+test://static-text");
+    assert_eq!(v["prompt"], "This is a simple prompt for testing.");
+    assert_eq!(v["tool_error"], true);
+    assert!(v["tools"].as_array().unwrap().iter().any(|t| t == "demo__echo"));
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn python_sdk_client_over_http_in_legacy_and_auto_modes() {
+    let gw = Gateway::start("servers:\n  demo:\n    stdio: { command: \"{bin}\", args: [demo-server] }\n", BIN).await;
+    for mode in ["legacy", "auto"] {
+        let v = python_client(&[mode, &gw.url]).await;
+        assert_python_view(&v);
+        assert_eq!(v["protocol_version"], "2025-11-25", "mode {mode}");
+    }
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn python_sdk_client_over_stdio() {
+    let dir = tempfile_dir();
+    let config = dir.join("portcullis.yaml");
+    std::fs::write(&config, format!("servers:\n  demo:\n    stdio: {{ command: \"{BIN}\", args: [demo-server] }}\n"))
+        .unwrap();
+    let v = python_client(&["legacy", "stdio", BIN, "serve", "--stdio", "--config", config.to_str().unwrap()]).await;
+    assert_python_view(&v);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("portcullis-test-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Starts `server-everything` on a free port with the given transport.
+async fn everything(transport: &str) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let script = node_modules().join("@modelcontextprotocol/server-everything/dist/index.js");
+    let child = Command::new(node22())
+        .arg(script)
+        .arg(transport)
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start server-everything");
+    wait_port(port).await;
+    (child, port)
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn server_everything_over_stdio_streamable_http_and_legacy_sse() {
+    let (_http, http_port) = everything("streamableHttp").await;
+    let (_sse, sse_port) = everything("sse").await;
+    let node = node22();
+    let script = node_modules().join("@modelcontextprotocol/server-everything/dist/index.js");
+    let yaml = format!(
+        r#"
+servers:
+  ev_stdio:
+    stdio: {{ command: "{}", args: ["{}", stdio] }}
+  ev_http:
+    http: {{ url: "http://127.0.0.1:{http_port}/mcp" }}
+  ev_sse:
+    sse: {{ url: "http://127.0.0.1:{sse_port}/sse" }}
+"#,
+        node.display(),
+        script.display()
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    for s in ["ev_stdio", "ev_http", "ev_sse"] {
+        assert_eq!(ready["servers"][s]["state"], "ready", "{ready}");
+    }
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let list = c.request("tools/list", json!({})).await;
+    let names: Vec<&str> =
+        list.result()["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for prefix in ["ev_stdio", "ev_http", "ev_sse"] {
+        let name = format!("{prefix}__echo");
+        assert!(names.contains(&name.as_str()), "{name} missing from {names:?}");
+        let r = c.request("tools/call", json!({ "name": name, "arguments": { "message": prefix } })).await;
+        assert_eq!(r.result()["content"][0]["text"], format!("Echo: {prefix}"), "{}", r.raw);
+    }
+    // Resources from every transport, mapped and readable.
+    let resources = c.request("resources/list", json!({})).await;
+    let first_http = resources.result()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uri"].as_str().unwrap().starts_with("ev_http+"))
+        .expect("a resource from the HTTP upstream")
+        .clone();
+    let read = c.request("resources/read", json!({ "uri": first_http["uri"] })).await;
+    assert_eq!(read.result()["contents"][0]["uri"], first_http["uri"]);
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn server_filesystem_over_stdio() {
+    let dir = tempfile_dir();
+    std::fs::write(dir.join("notes.txt"), "portcullis was here\n").unwrap();
+    let script = node_modules().join("@modelcontextprotocol/server-filesystem/dist/index.js");
+    let yaml = format!(
+        "servers:\n  fs:\n    stdio: {{ command: \"{}\", args: [\"{}\", \"{}\"] }}\n",
+        node22().display(),
+        script.display(),
+        dir.display()
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let path = dir.join("notes.txt");
+    let r = c.request("tools/call", json!({ "name": "fs__read_text_file", "arguments": { "path": path } })).await;
+    assert_eq!(r.result()["content"][0]["text"], "portcullis was here\n", "{}", r.raw);
+    let r = c.request("tools/call", json!({ "name": "fs__list_directory", "arguments": { "path": dir } })).await;
+    assert!(r.result()["content"][0]["text"].as_str().unwrap().contains("notes.txt"));
+    let outside =
+        c.request("tools/call", json!({ "name": "fs__read_text_file", "arguments": { "path": "/etc/passwd" } })).await;
+    assert_eq!(outside.result()["isError"], true, "the server's own sandbox still applies: {}", outside.raw);
+    gw.server.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
