@@ -46,6 +46,10 @@ pub fn tools() -> Value {
         tool("test_elicitation_sep1034_defaults", "Elicitation form with default values", no_args()),
         tool("test_elicitation_sep1330_enums", "Elicitation form with enum fields", no_args()),
         tool("test_reconnection", "Completes after the client reconnects", no_args()),
+        tool("test_missing_capability", "Needs sampling: asks the client's model", no_args()),
+        tool("test_streaming_elicitation", "Asks the user for their name", no_args()),
+        tool("test_logging_tool", "Sends one log message", no_args()),
+        tool("test_trigger_prompt_change", "Announces prompts/list_changed", no_args()),
         tool("test_trigger_tool_change", "Adds or removes dynamic_tool and announces the change", no_args()),
         tool(
             "sleep",

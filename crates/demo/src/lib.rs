@@ -14,12 +14,15 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::Outcome;
 use portcullis_mcp::server::http::{routes, HttpOptions, McpService};
 use portcullis_mcp::server::session::SessionCodec;
-use portcullis_mcp::server::{Handler, RequestContext, Streams};
+use portcullis_mcp::server::{modern, Handler, RequestContext, Streams};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+const NAME: &str = "portcullis-demo";
+const INSTRUCTIONS: &str = "Portcullis demo server: conformance fixtures and an echo tool.";
 
 /// The demo server's state: which optional tool is currently listed.
 pub struct DemoServer {
@@ -139,6 +142,26 @@ impl DemoServer {
                 "Reconnection test completed successfully. If you received this, the client properly reconnected after stream closure.",
             )),
             "json_schema_2020_12_tool" => Ok(text(&format!("Received: {args}"))),
+            "test_missing_capability" => {
+                let req = json!({ "messages": [{ "role": "user", "content": { "type": "text", "text": "ping" } }], "maxTokens": 10 });
+                let answer = self.ask(ctx, "sampling/createMessage", req).await?;
+                Ok(text(&format!("sampled: {answer}")))
+            }
+            "test_streaming_elicitation" => {
+                let req = json!({ "message": "What is your name?", "requestedSchema": { "type": "object",
+                    "properties": { "name": { "type": "string" } }, "required": ["name"] } });
+                let answer = self.ask(ctx, "elicitation/create", req).await?;
+                Ok(text(&elicitation_summary("Elicitation completed", &answer)))
+            }
+            "test_logging_tool" => {
+                let note = json!({ "level": "info", "logger": "demo", "data": "test_logging_tool ran" });
+                ctx.peer.notify("notifications/message", Some(&to_raw(&note)));
+                Ok(text("logged one message"))
+            }
+            "test_trigger_prompt_change" => {
+                self.streams.broadcast("notifications/prompts/list_changed", None);
+                Ok(text("prompts/list_changed sent"))
+            }
             "test_trigger_tool_change" => {
                 let now = !self.extra_tool.fetch_xor(true, Ordering::Relaxed);
                 self.streams.broadcast("notifications/tools/list_changed", None);
@@ -236,19 +259,23 @@ fn elicitation_summary(prefix: &str, answer: &Value) -> String {
 impl Handler for DemoServer {
     async fn handle(&self, request: Request, ctx: RequestContext) -> Outcome {
         let params = RawObject::parse_params(request.params.as_deref()).map_err(|e| e.to_raw())?;
+        let capabilities = json!({
+            "tools": { "listChanged": true },
+            "resources": { "subscribe": true, "listChanged": true },
+            "prompts": { "listChanged": true },
+            "logging": {},
+            "completions": {}
+        });
         let result = match request.method.as_str() {
             "initialize" => Ok(json!({
                 "protocolVersion": ctx.session.protocol_version,
-                "capabilities": {
-                    "tools": { "listChanged": true },
-                    "resources": { "subscribe": true, "listChanged": true },
-                    "prompts": { "listChanged": true },
-                    "logging": {},
-                    "completions": {}
-                },
-                "serverInfo": { "name": "portcullis-demo", "version": env!("CARGO_PKG_VERSION") },
-                "instructions": "Portcullis demo server: conformance fixtures and an echo tool."
+                "capabilities": capabilities,
+                "serverInfo": { "name": NAME, "version": env!("CARGO_PKG_VERSION") },
+                "instructions": INSTRUCTIONS
             })),
+            "server/discover" => {
+                Ok(modern::discover_result(capabilities, Some(INSTRUCTIONS), NAME, env!("CARGO_PKG_VERSION")))
+            }
             "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => Ok(json!({})),
             "tools/list" => Ok(json!({ "tools": self.tools() })),
             "tools/call" => self.call_tool(&params, &ctx).await,

@@ -11,7 +11,7 @@ use portcullis_mcp::federation::{decode_cursor, encode_cursor};
 use portcullis_mcp::jsonrpc::{empty_object, to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
-use portcullis_mcp::server::{Handler, RequestContext, SessionInfo};
+use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -56,6 +56,12 @@ impl Gateway {
         let params = RawObject::parse_params(req.params.as_deref())?;
         match req.method.as_str() {
             "initialize" => Ok(to_raw(&initialize_result(&fed, &view, &ctx.session))),
+            "server/discover" => Ok(to_raw(&modern::discover_result(
+                capabilities(&view),
+                Some(&instructions(&fed)),
+                SERVER_NAME,
+                env!("CARGO_PKG_VERSION"),
+            ))),
             "ping" => Ok(empty_object()),
             "tools/list" => self.list(&fed, &view, List::Tools, &params).await,
             "prompts/list" | "resources/list" | "resources/templates/list" if matches!(view, View::Virtual(_)) => {
@@ -264,8 +270,11 @@ fn list_of(method: &str) -> List {
     }
 }
 
-fn initialize_result(fed: &Federation, view: &View<'_>, session: &SessionInfo) -> serde_json::Value {
-    let capabilities = match view {
+const SERVER_NAME: &str = "portcullis";
+
+/// What the gateway offers on an endpoint: everything on `/mcp`, tools on a virtual server.
+fn capabilities(view: &View<'_>) -> serde_json::Value {
+    match view {
         View::All => json!({
             "tools": { "listChanged": true },
             "prompts": { "listChanged": true },
@@ -274,18 +283,26 @@ fn initialize_result(fed: &Federation, view: &View<'_>, session: &SessionInfo) -
             "completions": {}
         }),
         View::Virtual(_) => json!({ "tools": { "listChanged": true } }),
-    };
-    let mut instructions = String::from("Portcullis gateway. Tools and prompts are named <server>__<name>.");
+    }
+}
+
+/// The gateway's instructions followed by each upstream's own, labelled.
+fn instructions(fed: &Federation) -> String {
+    let mut text = String::from("Portcullis gateway. Tools and prompts are named <server>__<name>.");
     for m in &fed.members {
-        if let Some(text) = m.upstream.server_info().and_then(|i| i.instructions) {
-            instructions.push_str(&format!("\n\n[{}] {}", m.name, text));
+        if let Some(theirs) = m.upstream.server_info().and_then(|i| i.instructions) {
+            text.push_str(&format!("\n\n[{}] {}", m.name, theirs));
         }
     }
+    text
+}
+
+fn initialize_result(fed: &Federation, view: &View<'_>, session: &SessionInfo) -> serde_json::Value {
     json!({
         "protocolVersion": session.protocol_version,
-        "capabilities": capabilities,
-        "serverInfo": { "name": "portcullis", "title": "Portcullis MCP gateway", "version": env!("CARGO_PKG_VERSION") },
-        "instructions": instructions,
+        "capabilities": capabilities(view),
+        "serverInfo": { "name": SERVER_NAME, "title": "Portcullis MCP gateway", "version": env!("CARGO_PKG_VERSION") },
+        "instructions": instructions(fed),
     })
 }
 

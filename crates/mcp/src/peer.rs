@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// 2026-07-28: the request needs a client capability the client did not declare.
+const MISSING_CLIENT_CAPABILITY: i64 = -32021;
 use tokio::sync::{mpsc, oneshot};
 
 /// How a server→client request ended.
@@ -51,6 +54,10 @@ pub struct Peer {
     out: mpsc::UnboundedSender<String>,
     pending: Arc<PendingRequests>,
     capabilities: Arc<ClientCapabilities>,
+    /// False for 2026-07-28 clients: the server may not send them requests on a stream.
+    back_channel: bool,
+    /// False when the client did not ask for log messages (2026-07-28 `logLevel`).
+    logs: bool,
 }
 
 /// What the client said it can do when it connected.
@@ -66,6 +73,16 @@ impl ClientCapabilities {
     pub fn from_json(caps: Option<&serde_json::Value>) -> Self {
         let has = |k: &str| caps.and_then(|c| c.get(k)).is_some_and(|v| !v.is_null());
         ClientCapabilities { sampling: has("sampling"), elicitation: has("elicitation"), roots: has("roots") }
+    }
+
+    /// The capability a server→client request needs.
+    pub fn required_for(method: &str) -> &'static str {
+        match method {
+            "sampling/createMessage" => "sampling",
+            "elicitation/create" => "elicitation",
+            "roots/list" => "roots",
+            _ => "experimental",
+        }
     }
 
     /// Whether the client can answer a server request with this method.
@@ -85,7 +102,14 @@ impl Peer {
         pending: Arc<PendingRequests>,
         capabilities: Arc<ClientCapabilities>,
     ) -> Self {
-        Peer { out, pending, capabilities }
+        Peer { out, pending, capabilities, back_channel: true, logs: true }
+    }
+
+    /// A peer for a 2026-07-28 request: no server→client requests, logs only if asked for.
+    pub fn modern(mut self, wants_logs: bool) -> Self {
+        self.back_channel = false;
+        self.logs = wants_logs;
+        self
     }
 
     pub fn capabilities(&self) -> &ClientCapabilities {
@@ -94,6 +118,9 @@ impl Peer {
 
     /// Sends a notification; false if the client is gone.
     pub fn notify(&self, method: &str, params: Option<&RawValue>) -> bool {
+        if !self.logs && method == "notifications/message" {
+            return true;
+        }
         self.out.send(encode_notification(method, params)).is_ok()
     }
 
@@ -105,9 +132,19 @@ impl Peer {
     /// Sends a request to the client and waits for its answer.
     pub async fn request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
         if !self.capabilities.allows(method) {
+            let code = if self.back_channel { crate::jsonrpc::METHOD_NOT_FOUND } else { MISSING_CLIENT_CAPABILITY };
+            let needed = ClientCapabilities::required_for(method);
+            return Err(RpcError::new(code, format!("the client did not declare the capability needed for {method}"))
+                .with_data(serde_json::json!({ "requiredCapabilities": { needed: {} } }))
+                .to_raw());
+        }
+        if !self.back_channel {
             return Err(RpcError::new(
-                crate::jsonrpc::METHOD_NOT_FOUND,
-                format!("the client did not declare the capability needed for {method}"),
+                crate::jsonrpc::INVALID_REQUEST,
+                format!(
+                    "cannot send {method} to a 2026-07-28 client: it takes input_required results, which the gateway \
+                     does not build from an upstream's requests yet; connect with protocol 2025-11-25 for this tool"
+                ),
             )
             .to_raw());
         }

@@ -429,3 +429,111 @@ async fn config_edits_apply_without_restart_and_broken_edits_are_rejected() {
     assert!(names.contains(&"renamed__echo".to_owned()), "the broken edit left the old config in force: {names:?}");
     gw.server.shutdown().await.unwrap();
 }
+
+/// A 2026-07-28 request: `_meta` envelope plus the mirrored headers.
+async fn modern(c: &Client, id: u64, method: &str, mut params: Value, name: Option<&str>) -> portcullis_testkit::Reply {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "testkit", "version": "1" }
+    });
+    let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string();
+    let mut headers = vec![("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+    if let Some(n) = name {
+        headers.push(("mcp-name", n));
+    }
+    c.post_with(&body, &headers).await
+}
+
+#[tokio::test]
+async fn modern_clients_are_served_statelessly_by_a_legacy_upstream() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let c = Client::new(&gw.url);
+    let d = modern(&c, 1, "server/discover", json!({}), None).await;
+    assert_eq!(d.status, 200, "{}", d.raw);
+    assert!(d.headers.get("mcp-session-id").is_none(), "no sessions in 2026-07-28");
+    assert!(d.result()["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
+    assert_eq!(d.result()["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "portcullis");
+    let list = modern(&c, 2, "tools/list", json!({}), None).await;
+    assert_eq!(list.result()["resultType"], "complete");
+    assert_eq!(list.result()["cacheScope"], "private");
+    assert!(list.result()["tools"].as_array().unwrap().iter().any(|t| t["name"] == "demo__echo"));
+    let call = modern(
+        &c,
+        3,
+        "tools/call",
+        json!({ "name": "demo__echo", "arguments": { "message": "m" } }),
+        Some("demo__echo"),
+    )
+    .await;
+    assert_eq!(call.result()["content"][0]["text"], "m");
+    // Header checks, removed methods, versions.
+    let r = modern(&c, 4, "tools/call", json!({ "name": "demo__echo", "arguments": {} }), Some("other")).await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32020)));
+    let r = modern(&c, 5, "ping", json!({}), None).await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (404, Some(-32601)));
+    let r = c
+        .post_with(
+            r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{}}"#,
+            &[("mcp-protocol-version", "2026-07-28"), ("mcp-method", "tools/list")],
+        )
+        .await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32602)));
+    // An upstream's sampling request cannot reach a modern client that did not declare sampling.
+    let r = modern(
+        &c,
+        7,
+        "tools/call",
+        json!({ "name": "demo__test_missing_capability", "arguments": {} }),
+        Some("demo__test_missing_capability"),
+    )
+    .await;
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32021)), "{}", r.raw);
+    assert_eq!(r.error()["data"]["requiredCapabilities"], json!({ "sampling": {} }));
+    // Logs only when asked for.
+    let r = modern(
+        &c,
+        8,
+        "tools/call",
+        json!({ "name": "demo__test_logging_tool", "arguments": {} }),
+        Some("demo__test_logging_tool"),
+    )
+    .await;
+    assert!(r.notifications("notifications/message").is_empty(), "{}", r.raw);
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn subscriptions_listen_delivers_only_what_was_asked_for() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let c = Client::new(&gw.url);
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+    let listen = json!({ "jsonrpc": "2.0", "id": "L1", "method": "subscriptions/listen",
+        "params": { "_meta": meta, "notifications": { "toolsListChanged": true } } });
+    let resp = c
+        .http
+        .post(&gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "subscriptions/listen")
+        .body(listen.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut stream = portcullis_testkit::SseReader::new(resp);
+    let ack = stream.next().await;
+    assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
+    assert_eq!(ack["params"]["notifications"], json!({ "toolsListChanged": true }));
+    assert_eq!(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L1");
+    // A prompts change is filtered out; the tools change arrives, stamped.
+    for tool in ["demo__test_trigger_prompt_change", "demo__test_trigger_tool_change"] {
+        let r = modern(&c, 2, "tools/call", json!({ "name": tool, "arguments": {} }), Some(tool)).await;
+        r.result();
+    }
+    let note = stream.next().await;
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
+    assert_eq!(note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L1");
+    drop(stream);
+    gw.server.shutdown().await.unwrap();
+}

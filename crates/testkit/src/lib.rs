@@ -257,3 +257,35 @@ pub async fn wait_port(port: u16) {
     }
     panic!("nothing listens on port {port} after 15 s");
 }
+
+/// Reads the JSON-RPC messages of an SSE response one at a time, as they arrive.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> SseReader {
+        SseReader { body: Box::pin(resp.bytes_stream()), buf: String::new() }
+    }
+
+    /// The next message; panics after 10 s without one or if the stream ends.
+    pub async fn next(&mut self) -> Value {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                if let Some(msg) = sse_data(&event).into_iter().next() {
+                    return msg;
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(10), self.body.next())
+                .await
+                .expect("an SSE message within 10 s")
+                .expect("the stream is still open")
+                .expect("the stream is readable");
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}

@@ -8,12 +8,12 @@
 //! which cancels the work all the way to the upstream.
 
 use super::session::{SessionCodec, SessionRejection};
-use super::{session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
+use super::{modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
 use crate::jsonrpc::{
     encode_error, encode_response, salvage_id, Id, Message, Request, RpcError, INVALID_REQUEST, REQUEST_CANCELLED,
 };
 use crate::peer::{lock, Outcome, Peer, PendingRequests};
-use crate::protocol::{era_of, Era, LEGACY_VERSIONS};
+use crate::protocol::{era_of, Era};
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -85,12 +85,8 @@ impl<H: Handler> McpService<H> {
             Ok(m) => m,
             Err(e) => return json_error(StatusCode::BAD_REQUEST, salvage_id(&body).as_ref(), &e),
         };
-        if let Some(version) = header_str(&headers, VERSION_HEADER) {
-            if era_of(version) != Some(Era::Legacy) {
-                let err = RpcError::new(-32022, "Unsupported protocol version")
-                    .with_data(serde_json::json!({ "supported": LEGACY_VERSIONS, "requested": version }));
-                return json_error(StatusCode::BAD_REQUEST, message.request_id(), &err);
-            }
+        if is_modern(&headers, &message) {
+            return self.modern(endpoint, &headers, message).await;
         }
         match message {
             Message::Request(req) if req.method == "initialize" => self.initialize(endpoint, req).await,
@@ -100,7 +96,7 @@ impl<H: Handler> McpService<H> {
                     Err(rejection) => return rejection.into_response(),
                 };
                 match message {
-                    Message::Request(req) => self.request(session, req, &headers).await,
+                    Message::Request(req) => self.request(session, req, &headers, Shape::Legacy).await,
                     Message::Notification(n) => {
                         match n.method.as_str() {
                             "notifications/initialized" => {}
@@ -161,16 +157,80 @@ impl<H: Handler> McpService<H> {
         info.endpoint = endpoint.map(|e| e.to_string()).unwrap_or_default();
         info.id = self.codec.seal(&info);
         let id = info.id.clone();
-        let mut resp = self.request(Arc::new(info), req, &HeaderMap::new()).await;
+        let mut resp = self.request(Arc::new(info), req, &HeaderMap::new(), Shape::Legacy).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(SESSION_HEADER, v);
         }
         resp
     }
 
-    async fn request(self: &Arc<Self>, session: Arc<SessionInfo>, req: Request, headers: &HeaderMap) -> Response {
+    /// A 2026-07-28 request: validated against its headers, answered statelessly.
+    async fn modern(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: &HeaderMap, message: Message) -> Response {
+        let req = match message {
+            Message::Request(req) => req,
+            // Client notifications have no meaning in 2026-07-28 over HTTP; accept and drop them.
+            Message::Notification(_) => return StatusCode::ACCEPTED.into_response(),
+            Message::Response(_) => {
+                let err = RpcError::new(
+                    INVALID_REQUEST,
+                    "2026-07-28 clients do not send responses: answer input_required by retrying the request",
+                );
+                return json_error(StatusCode::BAD_REQUEST, None, &err);
+            }
+        };
+        let route = modern::Headers {
+            version: header_str(headers, VERSION_HEADER),
+            method: header_str(headers, "mcp-method"),
+            name: header_str(headers, "mcp-name"),
+        };
+        let envelope = match modern::validate(&req, &route) {
+            Ok(e) => e,
+            Err(e) => return json_error(status(modern::status_of(e.code)), Some(&req.id), &e),
+        };
+        let mut session = envelope.session;
+        session.endpoint = endpoint.map(|e| e.to_string()).unwrap_or_default();
+        if req.method == "subscriptions/listen" {
+            return self.listen(req, headers);
+        }
+        let shape = Shape::Modern { method: req.method.clone(), wants_logs: envelope.wants_logs };
+        self.request(Arc::new(session), req, headers, shape).await
+    }
+
+    /// `subscriptions/listen`: a long-lived SSE stream of the notifications asked for,
+    /// opened by an acknowledgement and each stamped with the listen request's id.
+    fn listen(&self, req: Request, headers: &HeaderMap) -> Response {
+        if !header_str(headers, "accept").is_some_and(|a| a.contains("text/event-stream")) {
+            return plain(
+                StatusCode::NOT_ACCEPTABLE,
+                "subscriptions/listen answers with SSE: accept text/event-stream",
+            );
+        }
+        let params = crate::object::RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
+        let filter = modern::ListenFilter::parse(&params);
+        let id_raw = crate::jsonrpc::to_raw(&req.id);
+        let ack = serde_json::json!({ "notifications": filter.to_json() });
+        let ack = modern::stamp_subscription(Some(&crate::jsonrpc::to_raw(&ack)), &id_raw);
+        let (tx, rx) = mpsc::unbounded_channel::<String>();
+        let _ = tx.send(crate::jsonrpc::encode_notification("notifications/subscriptions/acknowledged", Some(&ack)));
+        let key = format!("listen-{}", LISTEN_KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        self.streams.attach_listen(&key, tx, filter, id_raw);
+        let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
+            .map(|msg| Ok::<_, Infallible>(Event::default().data(msg)));
+        Sse::new(events).keep_alive(KeepAlive::new().interval(self.options.keep_alive)).into_response()
+    }
+
+    async fn request(
+        self: &Arc<Self>,
+        session: Arc<SessionInfo>,
+        req: Request,
+        headers: &HeaderMap,
+        shape: Shape,
+    ) -> Response {
         let (tx, mut related) = mpsc::unbounded_channel::<String>();
-        let peer = Peer::new(tx, self.pending_for(&session.id), Arc::new(session.capabilities.clone()));
+        let mut peer = Peer::new(tx, self.pending_for(&session.id), Arc::new(session.capabilities.clone()));
+        if let Shape::Modern { wants_logs, .. } = &shape {
+            peer = peer.modern(*wants_logs);
+        }
         let id = req.id.clone();
         let cancel = CancellationToken::new();
         let key = (session.id.clone(), id.clone());
@@ -178,11 +238,16 @@ impl<H: Handler> McpService<H> {
         let running = self.running.clone();
         let handler = self.handler.clone();
         let ctx = RequestContext { session, peer };
+        let finish = shape.clone();
         let work: BoxedOutcome = Box::pin(async move {
             let _unregister = Unregister { running, key };
-            tokio::select! {
+            let outcome = tokio::select! {
                 outcome = handler.handle(req, ctx) => outcome,
                 _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
+            };
+            match &finish {
+                Shape::Legacy => outcome,
+                Shape::Modern { method, .. } => outcome.map(|r| modern::stamp_result(method, r)),
             }
         });
         let mut work = work;
@@ -192,8 +257,12 @@ impl<H: Handler> McpService<H> {
             biased;
             Some(msg) = related.recv(), if sse_ok => msg,
             outcome = &mut work => {
+                let code = match (&shape, &outcome) {
+                    (Shape::Modern { .. }, Err(e)) => status(modern::status_of(error_code(e))),
+                    _ => StatusCode::OK,
+                };
                 let text = encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e));
-                return json(StatusCode::OK, text);
+                return json(code, text);
             }
         };
         let state = SseState { first: Some(first), related, work: Some(work), id };
@@ -280,6 +349,37 @@ pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize) -> axum:
                 .delete(move |Path(p): Path<String>, h: HeaderMap| f.clone().delete(Some(p.into()), h)),
         )
         .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// Which revision's rules shape the answer.
+#[derive(Clone)]
+enum Shape {
+    Legacy,
+    Modern { method: String, wants_logs: bool },
+}
+
+static LISTEN_KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A request is modern if its version header names a non-legacy revision, or, without
+/// the header, if its `_meta` carries the 2026-07-28 envelope (and it is not `initialize`).
+fn is_modern(headers: &HeaderMap, message: &Message) -> bool {
+    match header_str(headers, VERSION_HEADER) {
+        Some(v) => era_of(v) != Some(Era::Legacy),
+        None => matches!(message, Message::Request(r) if r.method != "initialize"
+            && r.params.as_deref().is_some_and(|p| p.get().contains(modern::META_VERSION))),
+    }
+}
+
+fn error_code(error: &serde_json::value::RawValue) -> i64 {
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    serde_json::from_str::<Code>(error.get()).map(|c| c.code).unwrap_or(0)
+}
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
 }
 
 /// Why a request was refused before reaching the handler.

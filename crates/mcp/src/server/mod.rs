@@ -7,6 +7,7 @@
 //! [`RequestContext`] and returns its outcome.
 
 pub mod http;
+pub mod modern;
 pub mod session;
 pub mod stdio;
 
@@ -58,26 +59,51 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Long-lived streams to connected clients, for messages not tied to a request
-/// (`list_changed`, resource updates): legacy GET streams and stdio connections.
+/// (`list_changed`, resource updates): legacy GET streams, stdio connections, and
+/// 2026-07-28 `subscriptions/listen` streams (which get only what they asked for).
 #[derive(Default)]
 pub struct Streams {
-    open: Mutex<HashMap<String, mpsc::UnboundedSender<String>>>,
+    open: Mutex<HashMap<String, Sink>>,
+}
+
+struct Sink {
+    tx: mpsc::UnboundedSender<String>,
+    /// For a listen stream: its filter and the listen request's id (stamped on each message).
+    listen: Option<(modern::ListenFilter, Box<RawValue>)>,
 }
 
 impl Streams {
     /// Registers the stream for a session, replacing an older one (a reconnect).
     pub fn attach(&self, session: &str, tx: mpsc::UnboundedSender<String>) {
-        lock(&self.open).insert(session.to_owned(), tx);
+        lock(&self.open).insert(session.to_owned(), Sink { tx, listen: None });
+    }
+
+    /// Registers a `subscriptions/listen` stream under a key of its own.
+    pub fn attach_listen(
+        &self,
+        key: &str,
+        tx: mpsc::UnboundedSender<String>,
+        filter: modern::ListenFilter,
+        id: Box<RawValue>,
+    ) {
+        lock(&self.open).insert(key.to_owned(), Sink { tx, listen: Some((filter, id)) });
     }
 
     pub fn detach(&self, session: &str) {
         lock(&self.open).remove(session);
     }
 
-    /// Sends a notification to every connected client.
+    /// Sends a notification to every connected client that wants it.
     pub fn broadcast(&self, method: &str, params: Option<&RawValue>) {
         let msg = encode_notification(method, params);
-        lock(&self.open).retain(|_, tx| tx.send(msg.clone()).is_ok());
+        lock(&self.open).retain(|_, sink| match &sink.listen {
+            None => sink.tx.send(msg.clone()).is_ok(),
+            Some((filter, _)) if !filter.wants(method, params) => !sink.tx.is_closed(),
+            Some((_, id)) => {
+                let stamped = modern::stamp_subscription(params, id);
+                sink.tx.send(encode_notification(method, Some(&stamped))).is_ok()
+            }
+        });
     }
 
     /// Sends a notification to one session; false if it has no open stream.
@@ -85,7 +111,7 @@ impl Streams {
         let msg = encode_notification(method, params);
         let mut open = lock(&self.open);
         match open.get(session) {
-            Some(tx) if tx.send(msg).is_ok() => true,
+            Some(sink) if sink.tx.send(msg).is_ok() => true,
             Some(_) => {
                 open.remove(session);
                 false
