@@ -56,6 +56,12 @@ pub fn tools() -> Value {
             "Waits before answering (for timeout and cancellation tests)",
             json!({ "type": "object", "properties": { "ms": { "type": "integer", "minimum": 0 } } }),
         ),
+        tool(
+            "test_header_param",
+            "Echoes a message that 2026-07-28 clients mirror in the Mcp-Param-Message header",
+            json!({ "type": "object", "properties": { "message": { "type": "string", "x-mcp-header": "Message" } },
+                    "required": ["message"] }),
+        ),
         tool("exit_process", "Exits the server process (for restart tests)", no_args()),
         tool("json_schema_2020_12_tool", "Tool with JSON Schema 2020-12 features", json_schema_2020_12()),
     ])

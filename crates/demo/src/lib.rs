@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod fixtures;
+mod mrtr;
 
 use portcullis_mcp::jsonrpc::{to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use portcullis_mcp::object::RawObject;
@@ -28,15 +29,19 @@ const INSTRUCTIONS: &str = "Portcullis demo server: conformance fixtures and an 
 pub struct DemoServer {
     streams: Arc<Streams>,
     extra_tool: AtomicBool,
+    sealer: mrtr::StateSealer,
 }
 
 impl DemoServer {
     pub fn new(streams: Arc<Streams>) -> Self {
-        DemoServer { streams, extra_tool: AtomicBool::new(false) }
+        DemoServer { streams, extra_tool: AtomicBool::new(false), sealer: mrtr::StateSealer::new() }
     }
 
     fn tools(&self) -> Value {
         let mut tools = fixtures::tools();
+        if let Some(list) = tools.as_array_mut() {
+            list.extend(mrtr::tools());
+        }
         if self.extra_tool.load(Ordering::Relaxed) {
             if let Some(list) = tools.as_array_mut() {
                 list.push(json!({
@@ -51,6 +56,9 @@ impl DemoServer {
 
     async fn call_tool(&self, params: &RawObject, ctx: &RequestContext) -> Result<Value, RpcError> {
         let name = params.require_str("name")?;
+        if let Some(result) = mrtr::call_tool(&name, params, &self.sealer) {
+            return result;
+        }
         let args: Value = params
             .get("arguments")
             .map(|a| serde_json::from_str(a.get()))
@@ -60,7 +68,7 @@ impl DemoServer {
         let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
         let text = |t: &str| json!({ "content": [{ "type": "text", "text": t }] });
         match name.as_str() {
-            "echo" => {
+            "echo" | "test_header_param" => {
                 let message = arg("message").ok_or_else(|| missing("message"))?;
                 Ok(text(&message))
             }
@@ -215,6 +223,9 @@ impl DemoServer {
 
     fn get_prompt(&self, params: &RawObject) -> Result<Value, RpcError> {
         let name = params.require_str("name")?;
+        if let Some(result) = mrtr::get_prompt(&name, params, &self.sealer) {
+            return result;
+        }
         let args: Value = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok()).unwrap_or(json!({}));
         let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| missing(k));
         let user = |content: Value| json!({ "role": "user", "content": content });
@@ -282,7 +293,13 @@ impl Handler for DemoServer {
             "resources/list" => Ok(json!({ "resources": fixtures::resources() })),
             "resources/templates/list" => Ok(json!({ "resourceTemplates": fixtures::resource_templates() })),
             "resources/read" => params.require_str("uri").and_then(|uri| self.read_resource(&uri)),
-            "prompts/list" => Ok(json!({ "prompts": fixtures::prompts() })),
+            "prompts/list" => {
+                let mut prompts = fixtures::prompts();
+                if let Some(list) = prompts.as_array_mut() {
+                    list.push(mrtr::prompt());
+                }
+                Ok(json!({ "prompts": prompts }))
+            }
             "prompts/get" => self.get_prompt(&params),
             "completion/complete" => Ok(fixtures::complete(&params)),
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}"))),

@@ -11,6 +11,7 @@ use portcullis_mcp::federation::{decode_cursor, encode_cursor};
 use portcullis_mcp::jsonrpc::{empty_object, to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
+use portcullis_mcp::protocol::Era;
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -81,6 +82,9 @@ impl Gateway {
                 let Some((member, name)) = routed else {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown tool: {shown}")).into());
                 };
+                if ctx.session.era() == Era::Modern {
+                    check_mirrored_arguments(member, name, &params, &ctx.param_headers).await?;
+                }
                 let mut params = params;
                 params.set("name", name);
                 self.forward(member, "tools/call", params, &ctx.peer).await
@@ -210,6 +214,28 @@ impl Gateway {
         }
         Ok(result.to_raw())
     }
+}
+
+/// 2026-07-28 clients mirror arguments marked `x-mcp-header` in `Mcp-Param-*` headers,
+/// which intermediaries may route on: the gateway checks they match the body.
+async fn check_mirrored_arguments(
+    member: &Member,
+    tool: &str,
+    params: &RawObject,
+    headers: &[(String, String)],
+) -> Result<(), RpcError> {
+    let tools = member.list(List::Tools).await?;
+    let Some(schema) = tools
+        .iter()
+        .find(|t| t.get_str("name").as_deref() == Some(tool))
+        .and_then(|t| t.get("inputSchema"))
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s.get()).ok())
+    else {
+        return Ok(());
+    };
+    let arguments =
+        params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok()).unwrap_or_else(|| json!({}));
+    modern::check_param_headers(&schema, &arguments, headers)
 }
 
 /// Rewrites one upstream item for the client: prefixed name or URI, virtual filter and rename.

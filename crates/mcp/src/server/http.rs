@@ -237,7 +237,17 @@ impl<H: Handler> McpService<H> {
         lock(&self.running).insert(key.clone(), cancel.clone());
         let running = self.running.clone();
         let handler = self.handler.clone();
-        let ctx = RequestContext { session, peer };
+        let param_headers = match &shape {
+            Shape::Legacy => Vec::new(),
+            Shape::Modern { .. } => headers
+                .iter()
+                .filter_map(|(k, v)| {
+                    let suffix = k.as_str().strip_prefix("mcp-param-")?;
+                    Some((suffix.to_owned(), v.to_str().ok()?.to_owned()))
+                })
+                .collect(),
+        };
+        let ctx = RequestContext { session, peer, param_headers };
         let finish = shape.clone();
         let work: BoxedOutcome = Box::pin(async move {
             let _unregister = Unregister { running, key };

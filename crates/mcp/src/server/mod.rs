@@ -44,6 +44,8 @@ pub struct RequestContext {
     pub session: Arc<SessionInfo>,
     /// Reaches the client for messages related to this request.
     pub peer: Peer,
+    /// `Mcp-Param-*` headers of a 2026-07-28 request: (suffix, raw value).
+    pub param_headers: Vec<(String, String)>,
 }
 
 /// An MCP server's logic. The gateway's federation and the demo server implement it.

@@ -119,7 +119,7 @@ pub fn validate(req: &Request, headers: &Headers<'_>) -> Result<Envelope, RpcErr
 
 /// Header values may be sent as `=?base64?<b64>?=` (non-ASCII or padded with spaces);
 /// others are taken trimmed of optional whitespace. `None` for a malformed encoding.
-fn decode_header_value(raw: &str) -> Option<String> {
+pub fn decode_header_value(raw: &str) -> Option<String> {
     use base64::Engine;
     let trimmed = raw.trim_matches(|c| c == ' ' || c == '\t');
     match trimmed.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
@@ -128,6 +128,43 @@ fn decode_header_value(raw: &str) -> Option<String> {
         }
         None => Some(trimmed.to_owned()),
     }
+}
+
+/// Checks the `Mcp-Param-*` headers of a `tools/call` against its arguments: every
+/// argument whose schema property carries `x-mcp-header: X` must be mirrored, exactly,
+/// in `Mcp-Param-X` (and no such header may come without its argument).
+pub fn check_param_headers(schema: &Value, arguments: &Value, headers: &[(String, String)]) -> Result<(), RpcError> {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return Ok(()) };
+    for (prop, def) in props {
+        let Some(suffix) = def.get("x-mcp-header").and_then(Value::as_str) else { continue };
+        let header = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(suffix)).map(|(_, v)| v.as_str());
+        let body = arguments.get(prop).filter(|v| !v.is_null());
+        match (header, body) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(mismatch(&format!(
+                    "the Mcp-Param-{suffix} header is required when arguments.{prop} is set"
+                )))
+            }
+            (Some(_), None) => {
+                return Err(mismatch(&format!("Mcp-Param-{suffix} was sent but arguments.{prop} is not set")))
+            }
+            (Some(raw), Some(value)) => {
+                let decoded = decode_header_value(raw)
+                    .ok_or_else(|| mismatch(&format!("Mcp-Param-{suffix} is not valid `=?base64?...?=`")))?;
+                let same = match value {
+                    Value::String(s) => *s == decoded,
+                    Value::Bool(b) => decoded == if *b { "true" } else { "false" },
+                    Value::Number(n) => decoded.parse::<f64>().ok() == n.as_f64(),
+                    _ => false,
+                };
+                if !same {
+                    return Err(mismatch(&format!("Mcp-Param-{suffix} does not match arguments.{prop}")));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn mismatch(message: &str) -> RpcError {
@@ -302,6 +339,21 @@ mod tests {
         );
         let ping = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{{META}}}}}"#);
         assert_eq!(code(ping, headers("ping", None)), METHOD_NOT_FOUND);
+    }
+
+    #[test]
+    fn param_headers_mirror_annotated_arguments() {
+        let schema = json!({ "properties": { "region": { "type": "string", "x-mcp-header": "Region" }, "n": { "type": "integer", "x-mcp-header": "N" } } });
+        let h = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let args = json!({ "region": "Hello", "n": 42 });
+        assert!(check_param_headers(&schema, &args, &h(&[("region", "=?base64?SGVsbG8=?="), ("N", "42")])).is_ok());
+        assert!(check_param_headers(&schema, &args, &h(&[("Region", "Hello"), ("n", "42.0")])).is_ok());
+        for bad in ["=?base64?SGVsbG8?=", "=?base64?SGVs!!!bG8=?=", "Bye"] {
+            let e = check_param_headers(&schema, &args, &h(&[("Region", bad), ("N", "42")])).unwrap_err();
+            assert_eq!(e.code, HEADER_MISMATCH, "{bad}");
+        }
+        assert!(check_param_headers(&schema, &args, &h(&[("N", "42")])).is_err(), "a missing header is rejected");
+        assert!(check_param_headers(&schema, &json!({}), &[]).is_ok());
     }
 
     #[test]

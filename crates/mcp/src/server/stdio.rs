@@ -104,7 +104,7 @@ where
                 let (handler, running, out) = (handler.clone(), running.clone(), tx.clone());
                 tokio::spawn(async move {
                     let id = req.id.clone();
-                    let ctx = RequestContext { session: info, peer };
+                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new() };
                     let outcome = tokio::select! {
                         o = handler.handle(req, ctx) => o,
                         _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
