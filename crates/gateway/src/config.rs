@@ -3,6 +3,7 @@
 //! the path of the field at fault.
 
 use indexmap::IndexMap;
+use portcullis_mcp::client::modern::ProtocolChoice;
 use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,10 @@ pub struct ServerConfig {
     #[serde(default = "default_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub timeout: Duration,
+    /// Protocol revisions to speak: `auto` probes with 2026-07-28 `server/discover` and
+    /// falls back to `initialize`; `legacy` or `modern` skip the probe.
+    #[serde(default)]
+    pub protocol: ProtocolChoice,
     /// Set to false to keep the entry but not connect.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -245,6 +250,7 @@ impl Config {
             sse: None,
             prefix: None,
             timeout: default_timeout(),
+            protocol: ProtocolChoice::Legacy,
             enabled: true,
         };
         IndexMap::from([("demo".to_owned(), demo)])

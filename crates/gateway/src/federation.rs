@@ -188,7 +188,11 @@ impl Federation {
             let Some(transport) = server.transport() else {
                 continue;
             };
-            let options = UpstreamOptions { request_timeout: server.timeout, ..UpstreamOptions::default() };
+            let options = UpstreamOptions {
+                request_timeout: server.timeout,
+                protocol: server.protocol,
+                ..UpstreamOptions::default()
+            };
             let upstream = Upstream::start(&name, transport, options, http.clone());
             let member = Arc::new(Member { name, prefix, config: server, upstream, cache: Mutex::default() });
             spawn_event_listener(member.clone(), streams.clone());

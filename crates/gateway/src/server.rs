@@ -301,7 +301,13 @@ async fn readyz(State(s): State<AppState>) -> Response {
         };
         servers.insert(
             m.name.clone(),
-            json!({ "state": state, "detail": detail, "transport": m.upstream.spec().kind(), "restarts": m.upstream.restarts() }),
+            json!({
+                "state": state,
+                "detail": detail,
+                "transport": m.upstream.spec().kind(),
+                "protocol": m.upstream.server_info().map(|i| i.protocol_version),
+                "restarts": m.upstream.restarts(),
+            }),
         );
     }
     let status = if starting {

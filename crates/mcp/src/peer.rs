@@ -116,6 +116,11 @@ impl Peer {
         &self.capabilities
     }
 
+    /// Whether the client takes server→client requests (false for 2026-07-28 clients).
+    pub fn has_back_channel(&self) -> bool {
+        self.back_channel
+    }
+
     /// Sends a notification; false if the client is gone.
     pub fn notify(&self, method: &str, params: Option<&RawValue>) -> bool {
         if !self.logs && method == "notifications/message" {

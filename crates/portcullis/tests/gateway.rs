@@ -76,7 +76,9 @@ async fn results_pass_through_byte_exact() {
         .spawn()
         .unwrap();
     portcullis_testkit::wait_port(port).await;
-    let yaml = format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n");
+    // Legacy on both paths, so both answers have the same shape.
+    let yaml =
+        format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n    protocol: legacy\n");
     let gw = Gateway::start(&yaml, BIN).await;
     let mut direct = Client::connect(&format!("http://127.0.0.1:{port}/mcp"), json!({})).await;
     let mut via = Client::connect(&gw.url, json!({})).await;
@@ -536,4 +538,62 @@ async fn subscriptions_listen_delivers_only_what_was_asked_for() {
     assert_eq!(note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "L1");
     drop(stream);
     gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_legacy_client_uses_a_modern_upstream() {
+    let port = portcullis_testkit::free_port();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    portcullis_testkit::wait_port(port).await;
+    let yaml = format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n");
+    let gw = Gateway::start(&yaml, BIN).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["demo"]["protocol"], "2026-07-28", "auto picks the stateless revision: {ready}");
+
+    let c = Client::connect(&gw.url, json!({ "elicitation": {} })).await;
+    let mut stream = c.open_stream().await;
+    // The upstream answers input_required; the gateway asks this client and retries.
+    let body = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": { "name": "demo__test_input_required_result_elicitation", "arguments": {} } });
+    let resp = c
+        .http
+        .post(&gw.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", c.session.clone().unwrap())
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut sse = portcullis_testkit::SseReader::new(resp);
+    let ask = sse.next().await;
+    assert_eq!(ask["method"], "elicitation/create", "{ask}");
+    assert_eq!(ask["params"]["message"], "What is your name?");
+    let answer =
+        json!({ "jsonrpc": "2.0", "id": ask["id"], "result": { "action": "accept", "content": { "name": "Alice" } } });
+    assert_eq!(c.post_raw(&answer.to_string()).await.status, 202);
+    let done = sse.next().await;
+    assert_eq!(done["id"], 5);
+    assert_eq!(done["result"]["content"][0]["text"], "Hello, Alice!", "{done}");
+
+    // List changes reach the legacy client through the gateway's listen on the upstream.
+    let mut c2 = Client::connect(&gw.url, json!({})).await;
+    c2.request("tools/call", json!({ "name": "demo__test_trigger_tool_change", "arguments": {} })).await.result();
+    let note = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let m = stream.recv().await.expect("stream open");
+            if m["method"] == "notifications/tools/list_changed" {
+                return m;
+            }
+        }
+    })
+    .await
+    .expect("list_changed within 10 s");
+    assert!(note.get("id").is_none());
+    gw.server.shutdown().await.unwrap();
+    child.kill().await.ok();
 }

@@ -60,7 +60,11 @@ async fn conformance_modern_suite_matches_its_expected_failures() {
 }
 
 async fn python_client(args: &[&str]) -> Value {
-    let script = repo_root().join("tests/peers/python_client.py");
+    python_script("python_client.py", args).await
+}
+
+async fn python_script(name: &str, args: &[&str]) -> Value {
+    let script = repo_root().join("tests/peers").join(name);
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(120),
         Command::new(python()).arg(script).args(args).stdin(Stdio::null()).output(),
@@ -207,4 +211,42 @@ async fn server_filesystem_over_stdio() {
     assert_eq!(outside.result()["isError"], true, "the server's own sandbox still applies: {}", outside.raw);
     gw.server.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+#[ignore = "needs the test peers: run scripts/test.sh"]
+async fn both_eras_reach_python_sdk_servers_that_speak_2026_07_28() {
+    let port = free_port();
+    let script = repo_root().join("tests/peers/python_server.py");
+    let _http = Command::new(python())
+        .arg(&script)
+        .args(["http", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the Python server");
+    wait_port(port).await;
+    let yaml = format!(
+        "servers:\n  py:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n  pys:\n    stdio: {{ command: \"{}\", args: [\"{}\", stdio] }}\n",
+        python().display(),
+        script.display()
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    for s in ["py", "pys"] {
+        assert_eq!(ready["servers"][s]["protocol"], "2026-07-28", "{ready}");
+    }
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let v = python_script("python_mrtr_client.py", &[mode, &gw.url]).await;
+        assert_eq!(v["protocol_version"], version, "{v}");
+        assert_eq!(v["tools"], json!(["py__add", "py__confirm", "pys__add", "pys__confirm"]));
+        assert_eq!(v["add"], "5");
+        assert_eq!(v["confirm_http"], "deploy: confirmed=True state=round1", "mode {mode}: {v}");
+        assert_eq!(v["confirm_stdio"], "rollback: confirmed=True state=round1", "mode {mode}: {v}");
+        assert_eq!(v["note"], "hello from python");
+        assert_eq!(v["asked"], json!(["Confirm deploy?", "Confirm rollback?"]));
+    }
+    gw.server.shutdown().await.unwrap();
 }

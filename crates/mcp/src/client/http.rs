@@ -66,8 +66,8 @@ impl HttpWire {
         })
     }
 
-    pub(crate) fn set_version(&self, version: &str) {
-        *crate::peer::lock(&self.version) = HeaderValue::from_str(version).ok();
+    pub(crate) fn set_version(&self, version: Option<&str>) {
+        *crate::peer::lock(&self.version) = version.and_then(|v| HeaderValue::from_str(v).ok());
     }
 
     fn request_headers(&self) -> HeaderMap {
@@ -86,10 +86,30 @@ impl HttpWire {
     /// POSTs one message. For a request (`origin` = its id), reads the answer, JSON or
     /// SSE, and dispatches every message in it; returns once the body ends.
     pub(crate) async fn post(&self, body: String, router: &Router, origin: Option<u64>) -> Result<(), UpstreamError> {
+        self.post_routed(body, router, origin, None).await
+    }
+
+    /// [`Self::post`] with the 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`).
+    pub(crate) async fn post_routed(
+        &self,
+        body: String,
+        router: &Router,
+        origin: Option<u64>,
+        routing: Option<(&str, Option<String>)>,
+    ) -> Result<(), UpstreamError> {
+        let mut headers = self.request_headers();
+        if let Some((method, name)) = routing {
+            if let Ok(v) = HeaderValue::from_str(method) {
+                headers.insert("mcp-method", v);
+            }
+            if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
+                headers.insert("mcp-name", v);
+            }
+        }
         let resp = self
             .client
             .post(self.url.clone())
-            .headers(self.request_headers())
+            .headers(headers)
             .body(body)
             .send()
             .await
@@ -206,6 +226,25 @@ impl HttpWire {
                 }
                 _ => failures += 1,
             }
+            let delay = Duration::from_millis(500 * u64::from(failures.min(20)).max(1));
+            tokio::select! {
+                _ = self.closed.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// Keeps a 2026-07-28 `subscriptions/listen` stream open for list changes,
+    /// re-listening with backoff when it ends.
+    pub(crate) async fn subscribe(self: Arc<Self>, router: Arc<Router>, body: String) {
+        let mut failures = 0u32;
+        while !self.closed.is_cancelled() {
+            let listen = self.post_routed(body.clone(), &router, None, Some(("subscriptions/listen", None)));
+            let ended = tokio::select! {
+                _ = self.closed.cancelled() => return,
+                r = listen => r,
+            };
+            failures = if ended.is_ok() { 0 } else { failures + 1 };
             let delay = Duration::from_millis(500 * u64::from(failures.min(20)).max(1));
             tokio::select! {
                 _ = self.closed.cancelled() => return,

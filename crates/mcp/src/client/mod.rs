@@ -6,13 +6,15 @@
 //! the gateway shares that connection; the [`router`] keeps their requests apart.
 
 mod http;
+pub mod modern;
 pub mod router;
 pub mod spec;
 mod stdio;
 
 use crate::jsonrpc::{encode_notification, encode_request, to_raw, RpcError, UPSTREAM_ERROR};
 use crate::peer::{Outcome, Peer};
-use crate::protocol::LATEST_LEGACY;
+use crate::protocol::{Era, LATEST_LEGACY, MODERN_VERSION};
+use modern::ProtocolChoice;
 use router::{wire_id, Router};
 pub use router::{ListKind, UpstreamEvent};
 use serde_json::value::RawValue;
@@ -84,6 +86,8 @@ pub struct UpstreamOptions {
     pub client_timeout: Duration,
     /// Largest message accepted from the upstream.
     pub max_message_bytes: usize,
+    /// Which protocol revisions to speak.
+    pub protocol: modern::ProtocolChoice,
 }
 
 impl Default for UpstreamOptions {
@@ -93,6 +97,7 @@ impl Default for UpstreamOptions {
             connect_timeout: Duration::from_secs(30),
             client_timeout: Duration::from_secs(300),
             max_message_bytes: 16 * 1024 * 1024,
+            protocol: modern::ProtocolChoice::Auto,
         }
     }
 }
@@ -106,6 +111,7 @@ enum Wire {
 
 /// One live, initialized connection.
 struct Connection {
+    era: Era,
     router: Arc<Router>,
     outbound: mpsc::UnboundedSender<String>,
     wire: Wire,
@@ -195,7 +201,19 @@ impl Upstream {
     ) -> Result<Outcome, UpstreamError> {
         let timeout = self.options.request_timeout;
         let conn = self.connection(timeout).await?;
-        conn.request(method, params, peer, timeout, &self.name).await
+        if conn.era == Era::Legacy {
+            return conn.request(method, params, peer, timeout, &self.name).await;
+        }
+        if let Some(answer) = modern::local_answer(method) {
+            return Ok(Ok(answer));
+        }
+        let caps = peer.as_ref().map(|p| p.capabilities().clone());
+        modern::with_input_rounds(params, peer.as_ref(), self.options.client_timeout, |p| {
+            let stamped = modern::stamp_envelope(p, caps.as_ref());
+            let (conn, peer, name) = (conn.clone(), peer.clone(), self.name.clone());
+            async move { conn.request(method, Some(stamped), peer, timeout, &name).await }
+        })
+        .await
     }
 
     /// Sends a notification (best effort).
@@ -339,17 +357,55 @@ impl Upstream {
                 Wire::Queue
             }
         };
-        let mut conn =
-            Connection { router, outbound: out_tx, wire, closed, info: ServerInfo::default(), _child: child };
-        let result = conn.initialize(self.options.connect_timeout, &self.name).await;
+        let mut conn = Connection {
+            era: Era::Legacy,
+            router,
+            outbound: out_tx,
+            wire,
+            closed,
+            info: ServerInfo::default(),
+            _child: child,
+        };
+        let timeout = self.options.connect_timeout;
+        let result = match self.options.protocol {
+            ProtocolChoice::Legacy => conn.initialize(timeout, &self.name).await,
+            ProtocolChoice::Modern => conn.discover(timeout, &self.name).await,
+            ProtocolChoice::Auto => match conn.discover(modern::PROBE_TIMEOUT.min(timeout), &self.name).await {
+                Ok(info) => Ok(info),
+                Err(e) if !conn.closed.is_cancelled() => {
+                    tracing::debug!(server = %self.name, reason = %e, "no 2026-07-28 discovery; using initialize");
+                    conn.initialize(timeout, &self.name).await
+                }
+                Err(e) => Err(e),
+            },
+        };
         if result.is_err() {
             conn.closed.cancel();
         }
         conn.info = result?;
+        tracing::info!(server = %self.name, protocol = %conn.info.protocol_version, "connected to upstream");
         let conn = Arc::new(conn);
-        if let Wire::Http(wire) = &conn.wire {
-            wire.set_version(&conn.info.protocol_version);
-            tokio::spawn(wire.clone().listen(conn.router.clone()));
+        match (&conn.wire, conn.era) {
+            (Wire::Http(wire), Era::Legacy) => {
+                tokio::spawn(wire.clone().listen(conn.router.clone()));
+            }
+            (Wire::Http(wire), Era::Modern) => {
+                let body = encode_request(
+                    &wire_id(conn.router.next_id()),
+                    "subscriptions/listen",
+                    Some(&modern::listen_params()),
+                );
+                tokio::spawn(wire.clone().subscribe(conn.router.clone(), body));
+            }
+            (Wire::Queue, Era::Modern) => {
+                let body = encode_request(
+                    &wire_id(conn.router.next_id()),
+                    "subscriptions/listen",
+                    Some(&modern::listen_params()),
+                );
+                let _ = conn.outbound.send(body);
+            }
+            (Wire::Queue, Era::Legacy) => {}
         }
         Ok(conn)
     }
@@ -398,7 +454,13 @@ impl Connection {
                         .send(text)
                         .map_err(|_| UpstreamError::Unavailable(format!("{server}: connection closed")))?;
                 }
-                Wire::Http(wire) => wire.post(text, &self.router, Some(id)).await?,
+                Wire::Http(wire) => {
+                    let routing = match self.era {
+                        Era::Legacy => None,
+                        Era::Modern => Some((method, params.as_deref().and_then(|p| modern::name_header(method, p)))),
+                    };
+                    wire.post_routed(text, &self.router, Some(id), routing).await?
+                }
             }
             match rx.await {
                 Ok(Ok(outcome)) => Ok(outcome),
@@ -452,7 +514,7 @@ impl Connection {
             )));
         }
         if let Wire::Http(wire) = &self.wire {
-            wire.set_version(&init.protocol_version);
+            wire.set_version(Some(&init.protocol_version));
         }
         self.notify("notifications/initialized", None).await?;
         Ok(ServerInfo {
@@ -461,6 +523,31 @@ impl Connection {
             server_info: init.server_info,
             instructions: init.instructions,
         })
+    }
+
+    /// Connects the 2026-07-28 way: `server/discover`, then every request carries its envelope.
+    async fn discover(&mut self, timeout: Duration, server: &str) -> Result<ServerInfo, UpstreamError> {
+        self.era = Era::Modern;
+        if let Wire::Http(wire) = &self.wire {
+            wire.set_version(Some(MODERN_VERSION));
+        }
+        let outcome = self.request("server/discover", Some(modern::discover_params()), None, timeout, server).await;
+        let info = match outcome {
+            Ok(Ok(result)) => {
+                modern::server_info(&result).map_err(|e| UpstreamError::Protocol(format!("{server}: {e}")))
+            }
+            Ok(Err(error)) => {
+                Err(UpstreamError::Protocol(format!("{server} refused server/discover: {}", error.get())))
+            }
+            Err(e) => Err(e),
+        };
+        if info.is_err() {
+            self.era = Era::Legacy;
+            if let Wire::Http(wire) = &self.wire {
+                wire.set_version(None);
+            }
+        }
+        info
     }
 
     async fn close(&self) {
