@@ -109,8 +109,14 @@ pub(crate) fn listen_params() -> Box<RawValue> {
     stamp_envelope(Some(to_raw(&params)), None)
 }
 
+/// What an `input_required` result asks for.
+struct InputRequired {
+    requests: serde_json::Map<String, Value>,
+    state: Option<Box<RawValue>>,
+}
+
 /// If `outcome` is an `input_required` result, the requests it makes and its state.
-fn input_required(outcome: &Outcome) -> Option<(serde_json::Map<String, Value>, Option<Box<RawValue>>)> {
+fn input_required(outcome: &Outcome) -> Option<InputRequired> {
     let result = outcome.as_ref().ok()?;
     if !result.get().contains("input_required") {
         return None;
@@ -123,7 +129,7 @@ fn input_required(outcome: &Outcome) -> Option<(serde_json::Map<String, Value>, 
         .get("inputRequests")
         .and_then(|r| serde_json::from_str::<serde_json::Map<String, Value>>(r.get()).ok())
         .unwrap_or_default();
-    Some((requests, obj.get("requestState").map(ToOwned::to_owned)))
+    Some(InputRequired { requests, state: obj.get("requestState").map(ToOwned::to_owned) })
 }
 
 /// Runs a request against a 2026-07-28 upstream for a client that takes server→client
@@ -142,7 +148,7 @@ where
     let mut outcome = send(params.clone()).await?;
     let Some(peer) = peer.filter(|p| p.has_back_channel()) else { return Ok(outcome) };
     for _ in 0..MAX_ROUNDS {
-        let Some((requests, state)) = input_required(&outcome) else { return Ok(outcome) };
+        let Some(InputRequired { requests, state }) = input_required(&outcome) else { return Ok(outcome) };
         let mut answers = serde_json::Map::new();
         for (key, request) in requests {
             let method = request.get("method").and_then(Value::as_str).unwrap_or_default().to_owned();
