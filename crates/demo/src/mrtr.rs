@@ -3,34 +3,23 @@
 //! client retries with `inputResponses` (and the `requestState` it was given, sealed here so a
 //! client cannot forge or alter it).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use portcullis_mcp::jsonrpc::{RpcError, INVALID_PARAMS};
 use portcullis_mcp::object::RawObject;
-use rand::RngCore;
+use portcullis_mcp::seal::Sealer;
 use serde_json::{json, Value};
 
 /// Seals `requestState` so only this process can read it and any change is detected.
 pub struct StateSealer {
-    cipher: XChaCha20Poly1305,
+    sealer: Sealer,
 }
 
 impl StateSealer {
     pub fn new() -> Self {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        StateSealer { cipher: XChaCha20Poly1305::new((&key).into()) }
+        StateSealer { sealer: Sealer::random() }
     }
 
     fn seal(&self, state: &Value) -> String {
-        let mut nonce = [0u8; 24];
-        rand::rng().fill_bytes(&mut nonce);
-        let plain = state.to_string();
-        // Encrypting with a 24-byte nonce cannot fail; an empty blob would only fail to open.
-        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), plain.as_bytes()).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+        self.sealer.seal(state.to_string().as_bytes())
     }
 
     fn open(&self, blob: &str) -> Result<Value, RpcError> {
@@ -38,12 +27,7 @@ impl StateSealer {
             RpcError::new(INVALID_PARAMS, "Invalid or expired requestState")
                 .with_data(json!({ "reason": "invalid_request_state" }))
         };
-        let bytes = URL_SAFE_NO_PAD.decode(blob).map_err(|_| invalid())?;
-        if bytes.len() < 24 {
-            return Err(invalid());
-        }
-        let (nonce, sealed) = bytes.split_at(24);
-        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), sealed).map_err(|_| invalid())?;
+        let plain = self.sealer.open(blob).ok_or_else(invalid)?;
         serde_json::from_slice(&plain).map_err(|_| invalid())
     }
 }
@@ -130,6 +114,9 @@ fn declared(params: &RawObject) -> Value {
 
 /// Answers one of the MRTR fixture tools, or `None` if `name` is not one.
 pub fn call_tool(name: &str, params: &RawObject, sealer: &StateSealer) -> Option<Result<Value, RpcError>> {
+    if !name.starts_with("test_input_required_result_") {
+        return None;
+    }
     let round = match Round::read(params, sealer) {
         Ok(r) => r,
         Err(e) => return Some(Err(e)),

@@ -8,4 +8,5 @@ pub mod jsonrpc;
 pub mod object;
 pub mod peer;
 pub mod protocol;
+pub mod seal;
 pub mod server;

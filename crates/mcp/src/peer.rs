@@ -58,6 +58,8 @@ pub struct Peer {
     back_channel: bool,
     /// False when the client did not ask for log messages (2026-07-28 `logLevel`).
     logs: bool,
+    /// For a 2026-07-28 request that may answer `input_required`: where requests go instead.
+    deferred: Option<crate::server::deferred::InputSender>,
 }
 
 /// What the client said it can do when it connected.
@@ -102,7 +104,7 @@ impl Peer {
         pending: Arc<PendingRequests>,
         capabilities: Arc<ClientCapabilities>,
     ) -> Self {
-        Peer { out, pending, capabilities, back_channel: true, logs: true }
+        Peer { out, pending, capabilities, back_channel: true, logs: true, deferred: None }
     }
 
     /// A peer for a 2026-07-28 request: no server→client requests, logs only if asked for.
@@ -114,6 +116,12 @@ impl Peer {
 
     pub fn capabilities(&self) -> &ClientCapabilities {
         &self.capabilities
+    }
+
+    /// Requests to this (2026-07-28) client become `input_required` rounds through `tx`.
+    pub fn with_deferred(mut self, tx: crate::server::deferred::InputSender) -> Self {
+        self.deferred = Some(tx);
+        self
     }
 
     /// Whether the client takes server→client requests (false for 2026-07-28 clients).
@@ -142,6 +150,23 @@ impl Peer {
             return Err(RpcError::new(code, format!("the client did not declare the capability needed for {method}"))
                 .with_data(serde_json::json!({ "requiredCapabilities": { needed: {} } }))
                 .to_raw());
+        }
+        if let (false, Some(deferred)) = (self.back_channel, &self.deferred) {
+            let (reply, answer) = oneshot::channel();
+            let params = params.map(ToOwned::to_owned);
+            if deferred
+                .send(crate::server::deferred::InputRequest { method: method.to_owned(), params, reply })
+                .is_err()
+            {
+                return Err(RpcError::new(INTERNAL_ERROR, "the client's request has ended").to_raw());
+            }
+            return match tokio::time::timeout(timeout, answer).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => Err(RpcError::new(INTERNAL_ERROR, "the client did not retry with an answer").to_raw()),
+                Err(_) => {
+                    Err(RpcError::new(INTERNAL_ERROR, format!("no answer to {method} within {timeout:?}")).to_raw())
+                }
+            };
         }
         if !self.back_channel {
             return Err(RpcError::new(

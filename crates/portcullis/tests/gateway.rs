@@ -433,10 +433,21 @@ async fn config_edits_apply_without_restart_and_broken_edits_are_rejected() {
 }
 
 /// A 2026-07-28 request: `_meta` envelope plus the mirrored headers.
-async fn modern(c: &Client, id: u64, method: &str, mut params: Value, name: Option<&str>) -> portcullis_testkit::Reply {
+async fn modern(c: &Client, id: u64, method: &str, params: Value, name: Option<&str>) -> portcullis_testkit::Reply {
+    modern_with(c, id, method, params, name, json!({})).await
+}
+
+async fn modern_with(
+    c: &Client,
+    id: u64,
+    method: &str,
+    mut params: Value,
+    name: Option<&str>,
+    capabilities: Value,
+) -> portcullis_testkit::Reply {
     params["_meta"] = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
         "io.modelcontextprotocol/clientInfo": { "name": "testkit", "version": "1" }
     });
     let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }).to_string();
@@ -596,4 +607,38 @@ async fn a_legacy_client_uses_a_modern_upstream() {
     assert!(note.get("id").is_none());
     gw.server.shutdown().await.unwrap();
     child.kill().await.ok();
+}
+
+#[tokio::test]
+async fn modern_clients_answer_a_legacy_upstreams_requests_through_input_required() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let c = Client::new(&gw.url);
+    let tool = "demo__test_sampling";
+    let call = json!({ "name": tool, "arguments": { "prompt": "2+2?" } });
+    let first = modern_with(&c, 1, "tools/call", call.clone(), Some(tool), json!({ "sampling": {} })).await;
+    let result = first.result();
+    assert_eq!(result["resultType"], "input_required", "{}", first.raw);
+    let (key, ask) = result["inputRequests"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(ask["method"], "sampling/createMessage");
+    assert_eq!(ask["params"]["messages"][0]["content"]["text"], "2+2?");
+    let state = result["requestState"].as_str().unwrap();
+
+    let mut tampered = call.clone();
+    tampered["requestState"] = json!(format!("{state}x"));
+    tampered["inputResponses"] = json!({});
+    let r = modern_with(&c, 2, "tools/call", tampered, Some(tool), json!({ "sampling": {} })).await;
+    // A state the gateway cannot open is the upstream's business; this one ignores it and asks again.
+    assert_eq!(r.result()["resultType"], "input_required", "{}", r.raw);
+
+    let mut retry = call.clone();
+    retry["requestState"] = json!(state);
+    retry["inputResponses"] = json!({ key.as_str(): {
+        "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "m", "stopReason": "endTurn" } });
+    let done = modern_with(&c, 3, "tools/call", retry.clone(), Some(tool), json!({ "sampling": {} })).await;
+    assert_eq!(done.result()["content"][0]["text"], "LLM response: 4", "{}", done.raw);
+    assert_eq!(done.result()["resultType"], "complete");
+    // The same state cannot be used twice.
+    let again = modern_with(&c, 4, "tools/call", retry, Some(tool), json!({ "sampling": {} })).await;
+    assert_eq!((again.status, again.error()["code"].as_i64()), (400, Some(-32602)));
+    gw.server.shutdown().await.unwrap();
 }

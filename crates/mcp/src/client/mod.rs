@@ -309,8 +309,7 @@ impl Upstream {
 
     async fn connect(self: &Arc<Self>) -> Result<Arc<Connection>, UpstreamError> {
         let (out_tx, out_rx) = mpsc::unbounded_channel();
-        let router =
-            Arc::new(Router::new(self.name.clone(), self.events.clone(), out_tx.clone(), self.options.client_timeout));
+        let router = Router::new(self.name.clone(), self.events.clone(), out_tx.clone(), self.options.client_timeout);
         let closed = CancellationToken::new();
         let mut child = None;
         let wire = match &self.spec {

@@ -53,9 +53,14 @@ struct InFlight {
     peer: Option<Peer>,
     /// The client's own progress token, restored on the way back.
     client_progress: Option<Box<RawValue>>,
+    /// Upstream requests routed to this request's client and not answered yet. A request
+    /// that is waiting on its client is not the origin of a new upstream request.
+    asking: usize,
 }
 
 pub(crate) struct Router {
+    /// This router, for tasks that outlive the call that spawned them.
+    weak: std::sync::Weak<Router>,
     server: std::sync::Arc<str>,
     next_id: AtomicU64,
     inflight: Mutex<HashMap<u64, InFlight>>,
@@ -71,8 +76,16 @@ impl Router {
         events: broadcast::Sender<UpstreamEvent>,
         outbound: mpsc::UnboundedSender<String>,
         client_timeout: Duration,
-    ) -> Self {
-        Router { server, next_id: AtomicU64::new(0), inflight: Default::default(), events, outbound, client_timeout }
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new_cyclic(|weak| Router {
+            weak: weak.clone(),
+            server,
+            next_id: AtomicU64::new(0),
+            inflight: Default::default(),
+            events,
+            outbound,
+            client_timeout,
+        })
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -89,7 +102,7 @@ impl Router {
     ) -> (Option<Box<RawValue>>, oneshot::Receiver<Delivery>) {
         let (params, client_progress) = swap_progress_token(params, id);
         let (tx, rx) = oneshot::channel();
-        lock(&self.inflight).insert(id, InFlight { tx, peer, client_progress });
+        lock(&self.inflight).insert(id, InFlight { tx, peer, client_progress, asking: 0 });
         (params, rx)
     }
 
@@ -149,7 +162,7 @@ impl Router {
                 }
             }
             "notifications/message" => match (self.related_peer(origin), params) {
-                (Ok(peer), params) => {
+                (Ok((_, peer)), params) => {
                     peer.notify(method, params.as_deref());
                 }
                 (Err(_), Some(params)) => self.emit(UpstreamEvent::Log(params)),
@@ -175,18 +188,25 @@ impl Router {
     /// carried it, or, when the transport cannot tell (stdio, legacy SSE), the only client
     /// with a request in flight. With several in flight it is ambiguous, and the message
     /// goes to nobody rather than to a client it may not belong to.
-    fn related_peer(&self, origin: Option<u64>) -> Result<Peer, &'static str> {
+    fn related_peer(&self, origin: Option<u64>) -> Result<(u64, Peer), &'static str> {
         let map = lock(&self.inflight);
         if let Some(id) = origin {
-            return map.get(&id).and_then(|f| f.peer.clone()).ok_or("the request it belongs to has ended");
+            return map.get(&id).and_then(|f| Some((id, f.peer.clone()?))).ok_or("the request it belongs to has ended");
         }
-        let mut peers = map.values().filter_map(|f| f.peer.as_ref());
-        match (peers.next(), peers.next()) {
-            (Some(p), None) => Ok(p.clone()),
+        let mut candidates =
+            map.iter().filter(|(_, f)| f.asking == 0).filter_map(|(id, f)| Some((*id, f.peer.as_ref()?)));
+        match (candidates.next(), candidates.next()) {
+            (Some((id, p)), None) => Ok((id, p.clone())),
             (None, _) => Err("no client request is in flight"),
             (Some(_), Some(_)) => {
                 Err("several clients have requests in flight and the upstream did not say which one it means")
             }
+        }
+    }
+
+    fn set_asking(&self, id: u64, delta: isize) {
+        if let Some(f) = lock(&self.inflight).get_mut(&id) {
+            f.asking = f.asking.saturating_add_signed(delta);
         }
     }
 
@@ -197,8 +217,8 @@ impl Router {
             let _ = outbound.send(encode_response(Some(&req.id), Ok(&crate::jsonrpc::empty_object())));
             return;
         }
-        let peer = match self.related_peer(origin) {
-            Ok(peer) => peer,
+        let (origin_id, peer) = match self.related_peer(origin) {
+            Ok(found) => found,
             Err(why) => {
                 tracing::warn!(server = %self.server, method = %req.method, "upstream request not routed: {why}");
                 let err =
@@ -208,8 +228,13 @@ impl Router {
             }
         };
         let timeout = self.client_timeout;
+        self.set_asking(origin_id, 1);
+        let router = self.weak.clone();
         tokio::spawn(async move {
             let outcome = peer.request(&req.method, req.params.as_deref(), timeout).await;
+            if let Some(router) = router.upgrade() {
+                router.set_asking(origin_id, -1);
+            }
             let _ = outbound.send(encode_response(Some(&req.id), outcome.as_deref().map_err(|e| &**e)));
         });
     }

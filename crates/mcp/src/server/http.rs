@@ -8,7 +8,7 @@
 //! which cancels the work all the way to the upstream.
 
 use super::session::{SessionCodec, SessionRejection};
-use super::{modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
+use super::{deferred, modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
 use crate::jsonrpc::{
     encode_error, encode_response, salvage_id, Id, Message, Request, RpcError, INVALID_REQUEST, REQUEST_CANCELLED,
 };
@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -56,6 +57,8 @@ pub struct McpService<H> {
     pending: Mutex<HashMap<String, Weak<PendingRequests>>>,
     /// Requests being handled, per (session, request id), so `notifications/cancelled` can stop them.
     running: Arc<Mutex<HashMap<(String, Id), CancellationToken>>>,
+    /// 2026-07-28 requests waiting for the client's answers to `input_required`.
+    lot: Arc<deferred::ParkingLot>,
 }
 
 type BoxedOutcome = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -69,6 +72,7 @@ impl<H: Handler> McpService<H> {
             options,
             pending: Mutex::new(HashMap::new()),
             running: Default::default(),
+            lot: Arc::new(deferred::ParkingLot::new(Duration::from_secs(300))),
         }
     }
 
@@ -192,6 +196,21 @@ impl<H: Handler> McpService<H> {
         if req.method == "subscriptions/listen" {
             return self.listen(req, headers);
         }
+        if deferred::may_defer(&req.method) {
+            let params = crate::object::RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
+            match self.lot.resume(&req.method, &params) {
+                None => {}
+                Some(Err(e)) => return json_error(status(modern::status_of(e.code)), Some(&req.id), &e),
+                Some(Ok((work, inputs, waiting))) => {
+                    let outcome = self.lot.clone().drive(&req.method, work, inputs, waiting).await;
+                    let code = match &outcome {
+                        Err(e) => status(modern::status_of(error_code(e))),
+                        Ok(_) => StatusCode::OK,
+                    };
+                    return json(code, encode_response(Some(&req.id), outcome.as_deref().map_err(|e| &**e)));
+                }
+            }
+        }
         let shape = Shape::Modern { method: req.method.clone(), wants_logs: envelope.wants_logs };
         self.request(Arc::new(session), req, headers, shape).await
     }
@@ -228,8 +247,14 @@ impl<H: Handler> McpService<H> {
     ) -> Response {
         let (tx, mut related) = mpsc::unbounded_channel::<String>();
         let mut peer = Peer::new(tx, self.pending_for(&session.id), Arc::new(session.capabilities.clone()));
-        if let Shape::Modern { wants_logs, .. } = &shape {
+        let mut questions = None;
+        if let Shape::Modern { wants_logs, method } = &shape {
             peer = peer.modern(*wants_logs);
+            if deferred::may_defer(method) {
+                let (ask, asked) = mpsc::unbounded_channel();
+                peer = peer.with_deferred(ask);
+                questions = Some((method.clone(), asked));
+            }
         }
         let id = req.id.clone();
         let cancel = CancellationToken::new();
@@ -260,7 +285,15 @@ impl<H: Handler> McpService<H> {
                 Shape::Modern { method, .. } => outcome.map(|r| modern::stamp_result(method, r)),
             }
         });
-        let mut work = work;
+        let mut work = match questions {
+            None => work,
+            // The work runs on its own so it can outlive this POST while parked.
+            Some((method, asked)) => {
+                let lot = self.lot.clone();
+                let running = AbortOnDropHandle::new(tokio::spawn(work));
+                Box::pin(async move { lot.drive(&method, running, asked, HashMap::new()).await })
+            }
+        };
         let sse_ok = header_str(headers, "accept").is_none_or(|a| a.contains("text/event-stream") || a.contains("*/*"));
         // Answer with plain JSON unless the handler has something to say first.
         let first = tokio::select! {

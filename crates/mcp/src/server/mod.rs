@@ -6,6 +6,7 @@
 //! answers to server→client requests. A handler sees one request at a time with a
 //! [`RequestContext`] and returns its outcome.
 
+pub mod deferred;
 pub mod http;
 pub mod modern;
 pub mod session;

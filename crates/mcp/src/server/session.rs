@@ -4,11 +4,7 @@
 
 use super::SessionInfo;
 use crate::peer::ClientCapabilities;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use rand::RngCore;
+use crate::seal::Sealer;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -16,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seals and opens session ids.
 pub struct SessionCodec {
-    cipher: XChaCha20Poly1305,
+    sealer: Sealer,
     /// Ids ended with DELETE on this replica (a sealed id cannot be revoked otherwise).
     ended: Mutex<HashSet<String>>,
     max_age_secs: u64,
@@ -48,14 +44,12 @@ pub enum SessionRejection {
 impl SessionCodec {
     /// A codec from a 32-byte key shared by every replica.
     pub fn new(key: &[u8; 32], max_age_secs: u64) -> Self {
-        SessionCodec { cipher: XChaCha20Poly1305::new(key.into()), ended: Mutex::new(HashSet::new()), max_age_secs }
+        SessionCodec { sealer: Sealer::new(key), ended: Mutex::new(HashSet::new()), max_age_secs }
     }
 
     /// A codec with a random key: sessions only survive on this process.
     pub fn ephemeral(max_age_secs: u64) -> Self {
-        let mut key = [0u8; 32];
-        rand::rng().fill_bytes(&mut key);
-        Self::new(&key, max_age_secs)
+        SessionCodec { sealer: Sealer::random(), ended: Mutex::new(HashSet::new()), max_age_secs }
     }
 
     /// Creates the id for a new session.
@@ -69,14 +63,7 @@ impl SessionCodec {
             p: info.endpoint.clone(),
             t: now(),
         };
-        let plain = serde_json::to_vec(&body).unwrap_or_default();
-        let mut nonce = [0u8; 24];
-        rand::rng().fill_bytes(&mut nonce);
-        // Encryption with a valid key and nonce size cannot fail; an empty id would just be rejected later.
-        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), plain.as_slice()).unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        URL_SAFE_NO_PAD.encode(out)
+        self.sealer.seal(&serde_json::to_vec(&body).unwrap_or_default())
     }
 
     /// Recovers the session behind an id.
@@ -84,12 +71,7 @@ impl SessionCodec {
         if crate::peer::lock(&self.ended).contains(id) {
             return Err(SessionRejection::Ended);
         }
-        let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| SessionRejection::Unknown)?;
-        if bytes.len() < 24 {
-            return Err(SessionRejection::Unknown);
-        }
-        let (nonce, sealed) = bytes.split_at(24);
-        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), sealed).map_err(|_| SessionRejection::Unknown)?;
+        let plain = self.sealer.open(id).ok_or(SessionRejection::Unknown)?;
         let body: Sealed = serde_json::from_slice(&plain).map_err(|_| SessionRejection::Unknown)?;
         if self.max_age_secs > 0 && now().saturating_sub(body.t) > self.max_age_secs {
             return Err(SessionRejection::Expired);
