@@ -13,6 +13,14 @@ servers:
     stdio: { command: "{bin}", args: [demo-server] }
 "#;
 
+/// The demo server held to the legacy revisions (no discovery probe).
+const LEGACY_DEMO: &str = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+    protocol: legacy
+"#;
+
 fn tool_names(result: &Value) -> Vec<String> {
     result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
 }
@@ -133,7 +141,13 @@ async fn bad_input_gets_clear_json_rpc_errors() {
 
 #[tokio::test]
 async fn progress_reaches_the_client_with_its_own_token() {
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    for config in [LEGACY_DEMO, ONE_DEMO] {
+        progress_and_logs(config).await;
+    }
+}
+
+async fn progress_and_logs(config: &str) {
+    let gw = Gateway::start(config, BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
     let r = c
         .request(
@@ -159,8 +173,15 @@ async fn progress_reaches_the_client_with_its_own_token() {
 
 #[tokio::test]
 async fn sampling_requests_go_back_to_the_client_that_caused_them() {
+    // From a legacy upstream (a server->client request) and a modern one (input_required).
+    for config in [LEGACY_DEMO, ONE_DEMO] {
+        sampling_round_trip(config).await;
+    }
+}
+
+async fn sampling_round_trip(config: &str) {
     use futures_util::StreamExt;
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let gw = Gateway::start(config, BIN).await;
     let c = Client::connect(&gw.url, json!({ "sampling": {} })).await;
     let session = c.session.clone().unwrap();
     let resp = c
@@ -214,7 +235,7 @@ async fn sampling_requests_go_back_to_the_client_that_caused_them() {
 
 #[tokio::test]
 async fn sampling_without_the_capability_is_refused() {
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
     let r = c.request("tools/call", json!({ "name": "demo__test_sampling", "arguments": { "prompt": "x" } })).await;
     let err = r.error();
@@ -460,7 +481,7 @@ async fn modern_with(
 
 #[tokio::test]
 async fn modern_clients_are_served_statelessly_by_a_legacy_upstream() {
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
     let c = Client::new(&gw.url);
     let d = modern(&c, 1, "server/discover", json!({}), None).await;
     assert_eq!(d.status, 200, "{}", d.raw);
@@ -611,7 +632,9 @@ async fn a_legacy_client_uses_a_modern_upstream() {
 
 #[tokio::test]
 async fn modern_clients_answer_a_legacy_upstreams_requests_through_input_required() {
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["demo"]["protocol"], "2025-11-25");
     let c = Client::new(&gw.url);
     let tool = "demo__test_sampling";
     let call = json!({ "name": tool, "arguments": { "prompt": "2+2?" } });

@@ -10,13 +10,11 @@ use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-/// The demo server unprefixed, as the conformance suite expects its fixture names.
-const CONFORMANCE_CONFIG: &str = r#"
-servers:
-  demo:
-    stdio: { command: "{bin}", args: [demo-server] }
-    prefix: ""
-"#;
+/// The demo server unprefixed, as the conformance suite expects its fixture names, reached
+/// with each upstream protocol choice.
+fn conformance_config(protocol: &str) -> String {
+    format!("servers:\n  demo:\n    stdio: {{ command: \"{{bin}}\", args: [demo-server] }}\n    prefix: \"\"\n    protocol: {protocol}\n")
+}
 
 async fn run_conformance(url: &str, extra: &[&str]) -> (bool, String) {
     let cli = node_modules().join("@modelcontextprotocol/conformance/dist/index.js");
@@ -40,23 +38,29 @@ fn localhost_url(gw: &Gateway) -> String {
 #[tokio::test]
 #[ignore = "needs the test peers: run scripts/test.sh"]
 async fn conformance_legacy_suite_passes_through_the_gateway() {
-    let gw = Gateway::start(CONFORMANCE_CONFIG, BIN).await;
-    let baseline = repo_root().join("tests/conformance/expected-failures-2025.yaml");
-    let (ok, out) = run_conformance(&localhost_url(&gw), &["--expected-failures", baseline.to_str().unwrap()]).await;
-    assert!(ok, "conformance (2025-11-25, active suite) failed:\n{out}");
-    assert!(out.contains("Total: ") && out.contains(" 0 failed"), "{out}");
-    gw.server.shutdown().await.unwrap();
+    for upstream in ["legacy", "modern"] {
+        let gw = Gateway::start(&conformance_config(upstream), BIN).await;
+        let baseline = repo_root().join("tests/conformance/expected-failures-2025.yaml");
+        let (ok, out) =
+            run_conformance(&localhost_url(&gw), &["--expected-failures", baseline.to_str().unwrap()]).await;
+        assert!(ok, "conformance (2025-11-25, active suite, {upstream} upstream) failed:\n{out}");
+        assert!(out.contains("Total: ") && out.contains(" 0 failed"), "{out}");
+        gw.server.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test]
 #[ignore = "needs the test peers: run scripts/test.sh"]
 async fn conformance_modern_suite_matches_its_expected_failures() {
-    let gw = Gateway::start(CONFORMANCE_CONFIG, BIN).await;
-    let baseline = repo_root().join("tests/conformance/expected-failures-2026.yaml");
-    let args = ["--suite", "all", "--spec-version", "2026-07-28", "--expected-failures", baseline.to_str().unwrap()];
-    let (ok, out) = run_conformance(&localhost_url(&gw), &args).await;
-    assert!(ok, "conformance (2026-07-28) differs from tests/conformance/expected-failures-2026.yaml:\n{out}");
-    gw.server.shutdown().await.unwrap();
+    for upstream in ["legacy", "modern"] {
+        let gw = Gateway::start(&conformance_config(upstream), BIN).await;
+        let baseline = repo_root().join("tests/conformance/expected-failures-2026.yaml");
+        let args =
+            ["--suite", "all", "--spec-version", "2026-07-28", "--expected-failures", baseline.to_str().unwrap()];
+        let (ok, out) = run_conformance(&localhost_url(&gw), &args).await;
+        assert!(ok, "conformance (2026-07-28, {upstream} upstream) differs from its expected failures:\n{out}");
+        gw.server.shutdown().await.unwrap();
+    }
 }
 
 async fn python_client(args: &[&str]) -> Value {
@@ -110,8 +114,11 @@ async fn python_sdk_client_over_stdio() {
     let config = dir.join("portcullis.yaml");
     std::fs::write(&config, format!("servers:\n  demo:\n    stdio: {{ command: \"{BIN}\", args: [demo-server] }}\n"))
         .unwrap();
-    let v = python_client(&["legacy", "stdio", BIN, "serve", "--stdio", "--config", config.to_str().unwrap()]).await;
-    assert_python_view(&v);
+    for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28")] {
+        let v = python_client(&[mode, "stdio", BIN, "serve", "--stdio", "--config", config.to_str().unwrap()]).await;
+        assert_python_view(&v);
+        assert_eq!(v["protocol_version"], version, "mode {mode}");
+    }
 }
 
 fn tempfile_dir() -> std::path::PathBuf {

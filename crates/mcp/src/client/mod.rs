@@ -208,8 +208,9 @@ impl Upstream {
             return Ok(Ok(answer));
         }
         let caps = peer.as_ref().map(|p| p.capabilities().clone());
+        let legacy_client = peer.as_ref().is_some_and(Peer::has_back_channel);
         modern::with_input_rounds(params, peer.as_ref(), self.options.client_timeout, |p| {
-            let stamped = modern::stamp_envelope(p, caps.as_ref());
+            let stamped = modern::stamp_envelope(p, caps.as_ref(), legacy_client);
             let (conn, peer, name) = (conn.clone(), peer.clone(), self.name.clone());
             async move { conn.request(method, Some(stamped), peer, timeout, &name).await }
         })

@@ -6,7 +6,7 @@ use crate::jsonrpc::{to_raw, RpcError, INTERNAL_ERROR};
 use crate::object::RawObject;
 use crate::peer::{ClientCapabilities, Outcome, Peer};
 use crate::protocol::MODERN_VERSION;
-use crate::server::modern::{META_CAPABILITIES, META_CLIENT_INFO, META_SERVER_INFO, META_VERSION};
+use crate::server::modern::{META_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL, META_SERVER_INFO, META_VERSION};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -38,7 +38,13 @@ pub(crate) fn local_answer(method: &str) -> Option<Box<RawValue>> {
 
 /// Adds the `_meta` envelope to a request's params, keeping what the client put there (a
 /// 2026-07-28 client's own envelope wins: its capabilities are the ones that matter).
-pub(crate) fn stamp_envelope(params: Option<Box<RawValue>>, caps: Option<&ClientCapabilities>) -> Box<RawValue> {
+/// A legacy client gets log messages without asking, so for one the envelope asks for
+/// them (`info` and above).
+pub(crate) fn stamp_envelope(
+    params: Option<Box<RawValue>>,
+    caps: Option<&ClientCapabilities>,
+    legacy_client: bool,
+) -> Box<RawValue> {
     let mut obj = params.as_deref().and_then(|p| RawObject::parse(p, "params").ok()).unwrap_or_default();
     let mut meta = obj.get_object("_meta").unwrap_or_default();
     if meta.get(META_VERSION).is_none() {
@@ -54,6 +60,9 @@ pub(crate) fn stamp_envelope(params: Option<Box<RawValue>>, caps: Option<&Client
             }
         }
         meta.set(META_CAPABILITIES, &declared);
+    }
+    if legacy_client && meta.get(META_LOG_LEVEL).is_none() {
+        meta.set(META_LOG_LEVEL, "info");
     }
     if meta.get(META_CLIENT_INFO).is_none() {
         meta.set(META_CLIENT_INFO, &json!({ "name": "portcullis", "version": env!("CARGO_PKG_VERSION") }));
@@ -100,13 +109,13 @@ pub(crate) fn server_info(result: &RawValue) -> Result<super::ServerInfo, String
 
 /// The params of `server/discover`.
 pub(crate) fn discover_params() -> Box<RawValue> {
-    stamp_envelope(None, None)
+    stamp_envelope(None, None, false)
 }
 
 /// The params of the gateway's own `subscriptions/listen` to an upstream: every list.
 pub(crate) fn listen_params() -> Box<RawValue> {
     let params = json!({ "notifications": { "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true } });
-    stamp_envelope(Some(to_raw(&params)), None)
+    stamp_envelope(Some(to_raw(&params)), None, false)
 }
 
 /// What an `input_required` result asks for.
@@ -190,14 +199,16 @@ mod tests {
     #[test]
     fn the_envelope_is_added_without_overriding_the_client() {
         let caps = ClientCapabilities { sampling: true, ..Default::default() };
-        let p = stamp_envelope(Some(raw(r#"{"name":"x","_meta":{"progressToken":1}}"#)), Some(&caps));
+        let p = stamp_envelope(Some(raw(r#"{"name":"x","_meta":{"progressToken":1}}"#)), Some(&caps), true);
         let v: Value = serde_json::from_str(p.get()).unwrap();
         assert_eq!(v["_meta"]["progressToken"], 1);
         assert_eq!(v["_meta"][META_VERSION], MODERN_VERSION);
         assert_eq!(v["_meta"][META_CAPABILITIES], json!({ "sampling": {} }));
+        assert_eq!(v["_meta"][META_LOG_LEVEL], "info");
         let theirs = raw(r#"{"_meta":{"io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}"#);
-        let v: Value = serde_json::from_str(stamp_envelope(Some(theirs), Some(&caps)).get()).unwrap();
+        let v: Value = serde_json::from_str(stamp_envelope(Some(theirs), Some(&caps), false).get()).unwrap();
         assert_eq!(v["_meta"][META_CAPABILITIES], json!({ "elicitation": {} }));
+        assert!(v["_meta"].get(META_LOG_LEVEL).is_none(), "a modern client without logLevel gets no logs");
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl<H: Handler> McpService<H> {
             method: header_str(headers, "mcp-method"),
             name: header_str(headers, "mcp-name"),
         };
-        let envelope = match modern::validate(&req, &route) {
+        let envelope = match modern::validate(&req, Some(&route)) {
             Ok(e) => e,
             Err(e) => return json_error(status(modern::status_of(e.code)), Some(&req.id), &e),
         };

@@ -48,7 +48,8 @@ pub struct Headers<'a> {
 
 /// Validates a modern request: the `_meta` envelope first, then that the headers agree
 /// with the body, then the version (the order the conformance suite checks them in).
-pub fn validate(req: &Request, headers: &Headers<'_>) -> Result<Envelope, RpcError> {
+/// `headers` is `None` on stdio, which has none.
+pub fn validate(req: &Request, headers: Option<&Headers<'_>>) -> Result<Envelope, RpcError> {
     let params = RawObject::parse_params(req.params.as_deref())?;
     let meta = params.get_object("_meta").ok_or_else(|| {
         RpcError::new(INVALID_PARAMS, format!("params._meta is missing: every 2026-07-28 request carries {META_VERSION} and {META_CAPABILITIES} there"))
@@ -66,7 +67,7 @@ pub fn validate(req: &Request, headers: &Headers<'_>) -> Result<Envelope, RpcErr
                 format!("params._meta is missing the required key {META_CAPABILITIES} (an object)"),
             )
         })?;
-    if let Some(header) = headers.version {
+    if let Some(header) = headers.and_then(|h| h.version) {
         if header != version {
             return Err(mismatch("the MCP-Protocol-Version header does not match params._meta's protocol version"));
         }
@@ -74,23 +75,8 @@ pub fn validate(req: &Request, headers: &Headers<'_>) -> Result<Envelope, RpcErr
     if version != MODERN_VERSION {
         return Err(unsupported(&version));
     }
-    match headers.method {
-        Some(m) if m.trim() == req.method => {}
-        Some(_) => return Err(mismatch("the Mcp-Method header does not match the request's method")),
-        None => return Err(mismatch("the Mcp-Method header is required")),
-    }
-    let name_field = match req.method.as_str() {
-        "tools/call" | "prompts/get" => Some("name"),
-        "resources/read" => Some("uri"),
-        _ => None,
-    };
-    if let Some(field) = name_field {
-        let body = params.get_str(field);
-        match headers.name.map(decode_header_value) {
-            Some(Some(h)) if Some(h.as_str()) == body.as_deref() => {}
-            Some(_) => return Err(mismatch(&format!("the Mcp-Name header does not match params.{field}"))),
-            None => return Err(mismatch(&format!("the Mcp-Name header is required for {}", req.method))),
-        }
+    if let Some(headers) = headers {
+        check_routing_headers(req, &params, headers)?;
     }
     if REMOVED.contains(&req.method.as_str()) {
         return Err(RpcError::new(
@@ -115,6 +101,29 @@ pub fn validate(req: &Request, headers: &Headers<'_>) -> Result<Envelope, RpcErr
         },
         wants_logs: meta.get(META_LOG_LEVEL).is_some(),
     })
+}
+
+/// `Mcp-Method` must name the method; `Mcp-Name` the tool, prompt or resource.
+fn check_routing_headers(req: &Request, params: &RawObject, headers: &Headers<'_>) -> Result<(), RpcError> {
+    match headers.method {
+        Some(m) if m.trim() == req.method => {}
+        Some(_) => return Err(mismatch("the Mcp-Method header does not match the request's method")),
+        None => return Err(mismatch("the Mcp-Method header is required")),
+    }
+    let name_field = match req.method.as_str() {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    };
+    if let Some(field) = name_field {
+        let body = params.get_str(field);
+        match headers.name.map(decode_header_value) {
+            Some(Some(h)) if Some(h.as_str()) == body.as_deref() => {}
+            Some(_) => return Err(mismatch(&format!("the Mcp-Name header does not match params.{field}"))),
+            None => return Err(mismatch(&format!("the Mcp-Name header is required for {}", req.method))),
+        }
+    }
+    Ok(())
 }
 
 /// Header values may be sent as `=?base64?<b64>?=` (non-ASCII or padded with spaces);
@@ -310,16 +319,16 @@ mod tests {
     fn a_valid_request_yields_its_envelope() {
         let r =
             request(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo",{META}}}}}"#));
-        let env = validate(&r, &headers("tools/call", Some(" echo "))).unwrap();
+        let env = validate(&r, Some(&headers("tools/call", Some(" echo ")))).unwrap();
         assert!(env.session.capabilities.sampling && !env.session.capabilities.elicitation);
         assert!(!env.wants_logs);
-        let env = validate(&r, &headers("tools/call", Some("=?base64?ZWNobw==?="))).unwrap();
+        let env = validate(&r, Some(&headers("tools/call", Some("=?base64?ZWNobw==?=")))).unwrap();
         assert_eq!(env.session.protocol_version, MODERN_VERSION);
     }
 
     #[test]
     fn each_violation_gets_its_code() {
-        let code = |body: String, h: Headers<'_>| validate(&request(&body), &h).unwrap_err().code;
+        let code = |body: String, h: Headers<'_>| validate(&request(&body), Some(&h)).unwrap_err().code;
         let no_meta = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#.to_owned();
         assert_eq!(code(no_meta, headers("tools/list", None)), INVALID_PARAMS);
         let list = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{{{META}}}}}"#);

@@ -1,7 +1,9 @@
 //! The stdio transport, server side: one client, one session, newline-delimited JSON-RPC.
 
-use super::{session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
+use super::{deferred, modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
+use crate::jsonrpc::encode_notification;
 use crate::jsonrpc::{encode_error, encode_response, Id, Message, RpcError, INVALID_REQUEST, REQUEST_CANCELLED};
+use crate::object::RawObject;
 use crate::peer::{lock, Peer, PendingRequests};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -10,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Serves one client on `input`/`output` until the input ends.
 pub async fn serve<H, R, W>(handler: Arc<H>, streams: Arc<Streams>, input: R, mut output: W, max_line: usize)
@@ -31,6 +34,9 @@ where
     let pending = Arc::new(PendingRequests::default());
     let running: Arc<Mutex<HashMap<Id, CancellationToken>>> = Default::default();
     let mut session: Option<Arc<SessionInfo>> = None;
+    // 2026-07-28: open listens (request id -> stream key) and requests parked on input_required.
+    let mut listens: HashMap<Id, String> = HashMap::new();
+    let lot = Arc::new(deferred::ParkingLot::new(std::time::Duration::from_secs(300)));
     let mut frames = FramedRead::new(input, LinesCodec::new_with_max_length(max_line));
 
     while let Some(frame) = frames.next().await {
@@ -73,6 +79,15 @@ where
                         if let Some(token) = found {
                             token.cancel();
                         }
+                        // Ending a 2026-07-28 listen: its response closes it.
+                        if let Some((listen_id, key)) = listens.iter().find(|(k, _)| k.as_json() == id) {
+                            streams.detach(key);
+                            let result = serde_json::json!({ "resultType": "complete",
+                                "_meta": { modern::META_SUBSCRIPTION_ID: crate::jsonrpc::to_raw(listen_id) } });
+                            let _ = tx.send(encode_response(Some(listen_id), Ok(&crate::jsonrpc::to_raw(&result))));
+                            let listen_id = listen_id.clone();
+                            listens.remove(&listen_id);
+                        }
                     }
                 }
                 _ => {
@@ -81,6 +96,70 @@ where
                     }
                 }
             },
+            Message::Request(req) if is_modern(&req) => {
+                let envelope = match modern::validate(&req, None) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(encode_error(Some(&req.id), &e));
+                        continue;
+                    }
+                };
+                if req.method == "subscriptions/listen" {
+                    let params = RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
+                    let filter = modern::ListenFilter::parse(&params);
+                    let id_raw = crate::jsonrpc::to_raw(&req.id);
+                    let ack = serde_json::json!({ "notifications": filter.to_json() });
+                    let ack = modern::stamp_subscription(Some(&crate::jsonrpc::to_raw(&ack)), &id_raw);
+                    let _ = tx.send(encode_notification("notifications/subscriptions/acknowledged", Some(&ack)));
+                    let key = format!("{stream_id}-listen-{}", req.id.as_json());
+                    streams.attach_listen(&key, tx.clone(), filter, id_raw);
+                    listens.insert(req.id.clone(), key);
+                    continue;
+                }
+                let method = req.method.clone();
+                let (handler, out, lot) = (handler.clone(), tx.clone(), lot.clone());
+                if deferred::may_defer(&method) {
+                    let params = RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
+                    match lot.resume(&method, &params) {
+                        None => {}
+                        Some(Err(e)) => {
+                            let _ = tx.send(encode_error(Some(&req.id), &e));
+                            continue;
+                        }
+                        Some(Ok((work, inputs, waiting))) => {
+                            tokio::spawn(async move {
+                                let outcome = lot.drive(&method, work, inputs, waiting).await;
+                                let _ = out.send(encode_response(Some(&req.id), outcome.as_deref().map_err(|e| &**e)));
+                            });
+                            continue;
+                        }
+                    }
+                }
+                let mut peer = Peer::new(tx.clone(), pending.clone(), Arc::new(envelope.session.capabilities.clone()))
+                    .modern(envelope.wants_logs);
+                let (ask, asked) = mpsc::unbounded_channel();
+                if deferred::may_defer(&method) {
+                    peer = peer.with_deferred(ask);
+                }
+                let info = Arc::new(envelope.session);
+                let cancel = CancellationToken::new();
+                lock(&running).insert(req.id.clone(), cancel.clone());
+                let running_map = running.clone();
+                tokio::spawn(async move {
+                    let id = req.id.clone();
+                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new() };
+                    let shape = method.clone();
+                    let stamped =
+                        async move { handler.handle(req, ctx).await.map(|r| modern::stamp_result(&shape, r)) };
+                    let running = AbortOnDropHandle::new(tokio::spawn(stamped));
+                    let outcome = tokio::select! {
+                        o = lot.drive(&method, running, asked, Default::default()) => o,
+                        _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
+                    };
+                    lock(&running_map).remove(&id);
+                    let _ = out.send(encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e)));
+                });
+            }
             Message::Request(req) => {
                 let info = if req.method == "initialize" {
                     let mut info = session_from_initialize(req.params.as_deref());
@@ -125,4 +204,9 @@ where
         token.cancel();
     }
     let _ = writer.await;
+}
+
+/// A request carrying the 2026-07-28 `_meta` envelope (and not `initialize`).
+fn is_modern(req: &crate::jsonrpc::Request) -> bool {
+    req.method != "initialize" && req.params.as_deref().is_some_and(|p| p.get().contains(modern::META_VERSION))
 }
