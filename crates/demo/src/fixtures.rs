@@ -49,6 +49,7 @@ pub fn tools() -> Value {
         tool("test_missing_capability", "Needs sampling: asks the client's model", no_args()),
         tool("test_streaming_elicitation", "Asks the user for their name", no_args()),
         tool("test_logging_tool", "Sends one log message", no_args()),
+        tool("test_update_resource", "Announces an update of test://watched-resource to its subscribers", no_args()),
         tool("test_trigger_prompt_change", "Announces prompts/list_changed", no_args()),
         tool("test_trigger_tool_change", "Adds or removes dynamic_tool and announces the change", no_args()),
         tool(

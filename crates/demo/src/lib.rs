@@ -166,6 +166,11 @@ impl DemoServer {
                 ctx.peer.notify("notifications/message", Some(&to_raw(&note)));
                 Ok(text("logged one message"))
             }
+            "test_update_resource" => {
+                let note = json!({ "uri": "test://watched-resource" });
+                self.streams.broadcast("notifications/resources/updated", Some(&to_raw(&note)));
+                Ok(text("resources/updated sent for test://watched-resource"))
+            }
             "test_trigger_prompt_change" => {
                 self.streams.broadcast("notifications/prompts/list_changed", None);
                 Ok(text("prompts/list_changed sent"))
@@ -287,7 +292,15 @@ impl Handler for DemoServer {
             "server/discover" => {
                 Ok(modern::discover_result(capabilities, Some(INSTRUCTIONS), NAME, env!("CARGO_PKG_VERSION")))
             }
-            "ping" | "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe" => Ok(json!({})),
+            "ping" | "logging/setLevel" => Ok(json!({})),
+            "resources/subscribe" | "resources/unsubscribe" => params.require_str("uri").map(|uri| {
+                if request.method == "resources/subscribe" {
+                    self.streams.subscribe(&ctx.session.id, &uri);
+                } else {
+                    self.streams.unsubscribe(&ctx.session.id, &uri);
+                }
+                json!({})
+            }),
             "tools/list" => Ok(json!({ "tools": self.tools() })),
             "tools/call" => self.call_tool(&params, &ctx).await,
             "resources/list" => Ok(json!({ "resources": fixtures::resources() })),

@@ -12,7 +12,7 @@ use portcullis_mcp::jsonrpc::{empty_object, to_raw, Request, RpcError, INVALID_P
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::Era;
-use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo};
+use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 /// The gateway: the current federation (swapped on config reload) and the MCP logic.
 pub struct Gateway {
     federation: ArcSwap<Federation>,
+    streams: Arc<Streams>,
 }
 
 /// What one endpoint exposes: everything, or a virtual server's subset.
@@ -29,8 +30,8 @@ enum View<'a> {
 }
 
 impl Gateway {
-    pub fn new(federation: Federation) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation) }
+    pub fn new(federation: Federation, streams: Arc<Streams>) -> Self {
+        Gateway { federation: ArcSwap::from_pointee(federation), streams }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -111,11 +112,12 @@ impl Gateway {
                 params.set("uri", upstream_uri);
                 let member = member.clone();
                 let result = self.forward(&member, &req.method, params, &ctx.peer).await?;
-                if req.method == "resources/read" {
-                    Ok(map_contents_uris(&member, result))
-                } else {
-                    Ok(result)
+                match req.method.as_str() {
+                    "resources/read" => return Ok(map_contents_uris(&member, result)),
+                    "resources/subscribe" => self.streams.subscribe(&ctx.session.id, &uri),
+                    _ => self.streams.unsubscribe(&ctx.session.id, &uri),
                 }
+                Ok(result)
             }
             "completion/complete" => {
                 let mut reference = params
@@ -350,5 +352,9 @@ impl Handler for Gateway {
             ErrorOut::Gateway(e) => e.to_raw(),
             ErrorOut::Verbatim(raw) => raw,
         })
+    }
+
+    fn session_closed(&self, session: &SessionInfo) {
+        self.streams.forget(&session.id);
     }
 }

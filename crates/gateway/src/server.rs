@@ -52,7 +52,7 @@ impl Core {
             .build()
             .unwrap_or_default();
         let federation = Federation::build(Arc::new(config), None, &streams, &http);
-        Arc::new(Core { gateway: Arc::new(Gateway::new(federation)), streams, http, config_path })
+        Arc::new(Core { gateway: Arc::new(Gateway::new(federation, streams.clone())), streams, http, config_path })
     }
 
     /// Applies a new config: unchanged upstreams keep their connections; in-flight calls

@@ -665,3 +665,37 @@ async fn modern_clients_answer_a_legacy_upstreams_requests_through_input_require
     assert_eq!((again.status, again.error()["code"].as_i64()), (400, Some(-32602)));
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn resource_updates_reach_only_the_sessions_subscribed() {
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    let mut a = Client::connect(&gw.url, json!({})).await;
+    let mut b = Client::connect(&gw.url, json!({})).await;
+    let mut a_stream = a.open_stream().await;
+    let mut b_stream = b.open_stream().await;
+    a.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();
+    b.request("tools/call", json!({ "name": "demo__test_update_resource", "arguments": {} })).await.result();
+    // A fence every stream receives: whatever B got before it was sent before it.
+    b.request("tools/call", json!({ "name": "demo__test_trigger_prompt_change", "arguments": {} })).await.result();
+    let got_a = until_fence(&mut a_stream).await;
+    let got_b = until_fence(&mut b_stream).await;
+    let updates = |got: &[Value]| {
+        got.iter().filter(|m| m["method"] == "notifications/resources/updated").cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(updates(&got_a).len(), 1, "{got_a:?}");
+    assert_eq!(updates(&got_a)[0]["params"]["uri"], "demo+test://watched-resource");
+    assert!(updates(&got_b).is_empty(), "B did not subscribe: {got_b:?}");
+    gw.server.shutdown().await.unwrap();
+}
+
+/// Messages on a GET stream before the next `prompts/list_changed`.
+async fn until_fence(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        if m["method"] == "notifications/prompts/list_changed" {
+            return seen;
+        }
+        seen.push(m);
+    }
+}

@@ -67,6 +67,8 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Default)]
 pub struct Streams {
     open: Mutex<HashMap<String, Sink>>,
+    /// Legacy `resources/subscribe`: session -> URIs it wants updates for.
+    subscriptions: Mutex<HashMap<String, std::collections::HashSet<String>>>,
 }
 
 struct Sink {
@@ -96,10 +98,39 @@ impl Streams {
         lock(&self.open).remove(session);
     }
 
-    /// Sends a notification to every connected client that wants it.
+    /// Records a legacy session's `resources/subscribe`.
+    pub fn subscribe(&self, session: &str, uri: &str) {
+        lock(&self.subscriptions).entry(session.to_owned()).or_default().insert(uri.to_owned());
+    }
+
+    pub fn unsubscribe(&self, session: &str, uri: &str) {
+        if let Some(uris) = lock(&self.subscriptions).get_mut(session) {
+            uris.remove(uri);
+        }
+    }
+
+    /// Forgets a session's subscriptions (it ended).
+    pub fn forget(&self, session: &str) {
+        lock(&self.subscriptions).remove(session);
+    }
+
+    /// Sends a notification to every connected client that wants it. Resource updates go
+    /// only to the sessions subscribed to that resource: a URI one client watches is not
+    /// another client's business.
     pub fn broadcast(&self, method: &str, params: Option<&RawValue>) {
         let msg = encode_notification(method, params);
-        lock(&self.open).retain(|_, sink| match &sink.listen {
+        let updated_uri = (method == "notifications/resources/updated")
+            .then(|| {
+                params.and_then(|p| crate::object::RawObject::parse(p, "params").ok()).and_then(|o| o.get_str("uri"))
+            })
+            .map(Option::unwrap_or_default);
+        let subscriptions = lock(&self.subscriptions);
+        let wants = |session: &str| match &updated_uri {
+            None => true,
+            Some(uri) => subscriptions.get(session).is_some_and(|uris| uris.contains(uri)),
+        };
+        lock(&self.open).retain(|session, sink| match &sink.listen {
+            None if !wants(session) => !sink.tx.is_closed(),
             None => sink.tx.send(msg.clone()).is_ok(),
             Some((filter, _)) if !filter.wants(method, params) => !sink.tx.is_closed(),
             Some((_, id)) => {
