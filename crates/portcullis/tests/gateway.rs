@@ -699,3 +699,23 @@ async fn until_fence(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>) -> Ve
         seen.push(m);
     }
 }
+
+#[tokio::test]
+async fn a_get_stream_resumes_with_last_event_id() {
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let mut stream = c.get_stream(None).await;
+    c.request("tools/call", json!({ "name": "demo__test_trigger_prompt_change", "arguments": {} })).await.result();
+    let (first_id, first) = stream.next_event().await;
+    assert_eq!(first["method"], "notifications/prompts/list_changed");
+    let first_id = first_id.expect("GET stream events carry ids");
+    drop(stream);
+    // Missed while disconnected.
+    c.request("tools/call", json!({ "name": "demo__test_trigger_tool_change", "arguments": {} })).await.result();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut resumed = c.get_stream(Some(&first_id)).await;
+    let (id, missed) = resumed.next_event().await;
+    assert_eq!(missed["method"], "notifications/tools/list_changed", "{missed}");
+    assert!(id.unwrap().parse::<u64>().unwrap() > first_id.parse::<u64>().unwrap());
+    gw.server.shutdown().await.unwrap();
+}

@@ -158,6 +158,20 @@ impl Client {
         read_reply(resp).await
     }
 
+    /// Opens the GET stream as an [`SseReader`], resuming after `last_event_id` if given.
+    pub async fn get_stream(&self, last_event_id: Option<&str>) -> SseReader {
+        let mut req = self.http.get(&self.url).header("accept", "text/event-stream");
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.expect("GET");
+        assert_eq!(resp.status(), 200);
+        SseReader::new(resp)
+    }
+
     /// Opens the GET stream; returns a receiver of the JSON-RPC messages on it.
     pub async fn open_stream(&self) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
         let mut req = self.http.get(&self.url).header("accept", "text/event-stream");
@@ -271,12 +285,18 @@ impl SseReader {
 
     /// The next message; panics after 10 s without one or if the stream ends.
     pub async fn next(&mut self) -> Value {
+        self.next_event().await.1
+    }
+
+    /// The next message with its SSE event id, if it has one.
+    pub async fn next_event(&mut self) -> (Option<String>, Value) {
         use futures_util::StreamExt;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let event: String = self.buf.drain(..end + 2).collect();
                 if let Some(msg) = sse_data(&event).into_iter().next() {
-                    return msg;
+                    let id = event.lines().find_map(|l| l.strip_prefix("id:")).map(|i| i.trim().to_owned());
+                    return (id, msg);
                 }
                 continue;
             }

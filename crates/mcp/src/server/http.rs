@@ -133,10 +133,11 @@ impl<H: Handler> McpService<H> {
             Ok(s) => s,
             Err(rejection) => return rejection.into_response(),
         };
-        let (tx, rx) = mpsc::unbounded_channel::<String>();
-        self.streams.attach(&session.id, tx);
+        let (tx, rx) = mpsc::unbounded_channel::<(u64, String)>();
+        let last_event_id = header_str(&headers, "last-event-id").and_then(|v| v.trim().parse().ok());
+        self.streams.attach_resumable(&session.id, tx, last_event_id);
         let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-            .map(|msg| Ok::<_, Infallible>(Event::default().data(msg)));
+            .map(|(id, msg)| Ok::<_, Infallible>(Event::default().id(id.to_string()).data(msg)));
         Sse::new(events).keep_alive(KeepAlive::new().interval(self.options.keep_alive)).into_response()
     }
 

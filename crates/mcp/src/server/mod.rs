@@ -69,10 +69,51 @@ pub struct Streams {
     open: Mutex<HashMap<String, Sink>>,
     /// Legacy `resources/subscribe`: session -> URIs it wants updates for.
     subscriptions: Mutex<HashMap<String, std::collections::HashSet<String>>>,
+    /// Recent messages of sessions with resumable GET streams, for `Last-Event-ID`.
+    journals: Mutex<HashMap<String, Journal>>,
+}
+
+/// Messages kept per session for a reconnecting GET stream.
+const JOURNAL_EVENTS: usize = 256;
+/// Sessions whose messages are kept; the least recently active are dropped first.
+const JOURNAL_SESSIONS: usize = 10_000;
+
+struct Journal {
+    next: u64,
+    events: std::collections::VecDeque<(u64, String)>,
+    touched: std::time::Instant,
+}
+
+impl Journal {
+    fn record(&mut self, msg: &str) -> u64 {
+        self.next += 1;
+        if self.events.len() == JOURNAL_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back((self.next, msg.to_owned()));
+        self.touched = std::time::Instant::now();
+        self.next
+    }
+}
+
+/// Where a stream's messages go.
+enum Tx {
+    Plain(mpsc::UnboundedSender<String>),
+    /// A GET stream: messages carry their journal id (the SSE event id).
+    Resumable(mpsc::UnboundedSender<(u64, String)>),
+}
+
+impl Tx {
+    fn is_closed(&self) -> bool {
+        match self {
+            Tx::Plain(tx) => tx.is_closed(),
+            Tx::Resumable(tx) => tx.is_closed(),
+        }
+    }
 }
 
 struct Sink {
-    tx: mpsc::UnboundedSender<String>,
+    tx: Tx,
     /// For a listen stream: its filter and the listen request's id (stamped on each message).
     listen: Option<(modern::ListenFilter, Box<RawValue>)>,
 }
@@ -80,7 +121,49 @@ struct Sink {
 impl Streams {
     /// Registers the stream for a session, replacing an older one (a reconnect).
     pub fn attach(&self, session: &str, tx: mpsc::UnboundedSender<String>) {
-        lock(&self.open).insert(session.to_owned(), Sink { tx, listen: None });
+        lock(&self.open).insert(session.to_owned(), Sink { tx: Tx::Plain(tx), listen: None });
+    }
+
+    /// Registers a resumable GET stream: first replays what the session missed after
+    /// `last_event_id` (if this process still has it), then keeps a journal of what follows.
+    pub fn attach_resumable(
+        &self,
+        session: &str,
+        tx: mpsc::UnboundedSender<(u64, String)>,
+        last_event_id: Option<u64>,
+    ) {
+        {
+            let mut journals = lock(&self.journals);
+            if !journals.contains_key(session) && journals.len() >= JOURNAL_SESSIONS {
+                let oldest = journals.iter().min_by_key(|(_, j)| j.touched).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    journals.remove(&k);
+                }
+            }
+            let journal = journals.entry(session.to_owned()).or_insert_with(|| Journal {
+                next: 0,
+                events: Default::default(),
+                touched: std::time::Instant::now(),
+            });
+            if let Some(last) = last_event_id {
+                for (id, msg) in journal.events.iter().filter(|(id, _)| *id > last) {
+                    let _ = tx.send((*id, msg.clone()));
+                }
+            }
+        }
+        lock(&self.open).insert(session.to_owned(), Sink { tx: Tx::Resumable(tx), listen: None });
+    }
+
+    /// Delivers to a legacy sink, journaling for resumable ones.
+    fn deliver(&self, session: &str, tx: &Tx, msg: &str) -> bool {
+        match tx {
+            Tx::Plain(tx) => tx.send(msg.to_owned()).is_ok(),
+            Tx::Resumable(tx) => {
+                let id = lock(&self.journals).get_mut(session).map(|j| j.record(msg)).unwrap_or(0);
+                // A closed stream keeps its journal: the client may come back with Last-Event-ID.
+                tx.send((id, msg.to_owned())).is_ok() || id > 0
+            }
+        }
     }
 
     /// Registers a `subscriptions/listen` stream under a key of its own.
@@ -91,7 +174,7 @@ impl Streams {
         filter: modern::ListenFilter,
         id: Box<RawValue>,
     ) {
-        lock(&self.open).insert(key.to_owned(), Sink { tx, listen: Some((filter, id)) });
+        lock(&self.open).insert(key.to_owned(), Sink { tx: Tx::Plain(tx), listen: Some((filter, id)) });
     }
 
     pub fn detach(&self, session: &str) {
@@ -109,9 +192,10 @@ impl Streams {
         }
     }
 
-    /// Forgets a session's subscriptions (it ended).
+    /// Forgets a session's subscriptions and journal (it ended).
     pub fn forget(&self, session: &str) {
         lock(&self.subscriptions).remove(session);
+        lock(&self.journals).remove(session);
     }
 
     /// Sends a notification to every connected client that wants it. Resource updates go
@@ -129,14 +213,15 @@ impl Streams {
             None => true,
             Some(uri) => subscriptions.get(session).is_some_and(|uris| uris.contains(uri)),
         };
-        lock(&self.open).retain(|session, sink| match &sink.listen {
-            None if !wants(session) => !sink.tx.is_closed(),
-            None => sink.tx.send(msg.clone()).is_ok(),
-            Some((filter, _)) if !filter.wants(method, params) => !sink.tx.is_closed(),
-            Some((_, id)) => {
+        lock(&self.open).retain(|session, sink| match (&sink.listen, &sink.tx) {
+            (None, tx) if !wants(session) => !tx.is_closed(),
+            (None, tx) => self.deliver(session, tx, &msg),
+            (Some((filter, _)), tx) if !filter.wants(method, params) => !tx.is_closed(),
+            (Some((_, id)), Tx::Plain(tx)) => {
                 let stamped = modern::stamp_subscription(params, id);
-                sink.tx.send(encode_notification(method, Some(&stamped))).is_ok()
+                tx.send(encode_notification(method, Some(&stamped))).is_ok()
             }
+            (Some(_), Tx::Resumable(_)) => false,
         });
     }
 
@@ -145,7 +230,7 @@ impl Streams {
         let msg = encode_notification(method, params);
         let mut open = lock(&self.open);
         match open.get(session) {
-            Some(sink) if sink.tx.send(msg).is_ok() => true,
+            Some(sink) if self.deliver(session, &sink.tx, &msg) => true,
             Some(_) => {
                 open.remove(session);
                 false
