@@ -374,7 +374,12 @@ fn deserialize_all(mut value: serde_yaml_ng::Value) -> Result<Config, Vec<Proble
     for _ in 0..50 {
         match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
             Ok(config) if problems.is_empty() => return Ok(config),
-            Ok(_) => return Err(problems),
+            // With the bad parts removed the rest can be checked too, so one run of
+            // `check` reports everything.
+            Ok(config) => {
+                problems.extend(config.validate());
+                return Err(problems);
+            }
             Err(e) => {
                 let path = clean_path(&e.path().to_string());
                 let message = explain(&e.inner().to_string());
