@@ -35,6 +35,9 @@ struct Args {
     /// Message size of each echo, in bytes.
     #[arg(long, default_value_t = 64)]
     payload: usize,
+    /// Protocol the gateway speaks to the demo server: legacy (sessions) or modern (2026-07-28).
+    #[arg(long, default_value = "legacy")]
+    upstream_protocol: String,
 }
 
 struct Processes {
@@ -55,7 +58,7 @@ async fn main() -> Result<()> {
     }
     let demo_port = free_port()?;
     let gw_port = free_port()?;
-    let mut procs = start(&bin, demo_port, gw_port).await?;
+    let mut procs = start(&bin, demo_port, gw_port, &args.upstream_protocol).await?;
     let direct = format!("http://127.0.0.1:{demo_port}/mcp");
     let gateway = format!("http://127.0.0.1:{gw_port}/mcp");
 
@@ -192,7 +195,7 @@ impl Session {
     }
 }
 
-async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16) -> Result<Processes> {
+async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str) -> Result<Processes> {
     let demo = Command::new(bin)
         .args(["demo-server", "--listen", &format!("127.0.0.1:{demo_port}")])
         .stdout(Stdio::null())
@@ -202,7 +205,12 @@ async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16) -> Result<Processes>
         .context("start the demo server")?;
     wait_port(demo_port).await?;
     let config = std::env::temp_dir().join(format!("portcullis-loadtest-{}.yaml", std::process::id()));
-    std::fs::write(&config, format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{demo_port}/mcp\" }}\n"))?;
+    std::fs::write(
+        &config,
+        format!(
+            "servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{demo_port}/mcp\" }}\n    protocol: {protocol}\n"
+        ),
+    )?;
     let gateway = Command::new(bin)
         .args(["serve", "--config"])
         .arg(&config)
