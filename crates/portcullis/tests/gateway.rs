@@ -719,3 +719,34 @@ async fn a_get_stream_resumes_with_last_event_id() {
     assert!(id.unwrap().parse::<u64>().unwrap() > first_id.parse::<u64>().unwrap());
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cancelled_request_ends_at_once() {
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    let c = Client::connect(&gw.url, json!({})).await;
+    let slow = json!({ "jsonrpc": "2.0", "id": 77, "method": "tools/call",
+                       "params": { "name": "demo__sleep", "arguments": { "ms": 20000 } } });
+    let (url, session, http) = (gw.url.clone(), c.session.clone().unwrap(), c.http.clone());
+    let started = Instant::now();
+    let call = tokio::spawn(async move {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", session)
+            .body(slow.to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cancel = json!({ "jsonrpc": "2.0", "method": "notifications/cancelled", "params": { "requestId": 77, "reason": "user" } });
+    assert_eq!(c.post_raw(&cancel.to_string()).await.status, 202);
+    let answer: Value =
+        serde_json::from_str(&tokio::time::timeout(Duration::from_secs(5), call).await.unwrap().unwrap()).unwrap();
+    assert_eq!(answer["error"]["code"], -32800, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    gw.server.shutdown().await.unwrap();
+}
