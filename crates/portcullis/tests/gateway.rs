@@ -21,6 +21,18 @@ servers:
     protocol: legacy
 "#;
 
+/// Starts `portcullis demo-server` on Streamable HTTP; returns the child and its port.
+async fn demo_over_http() -> (tokio::process::Child, u16) {
+    let port = portcullis_testkit::free_port();
+    let child = tokio::process::Command::new(BIN)
+        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    portcullis_testkit::wait_port(port).await;
+    (child, port)
+}
+
 fn tool_names(result: &Value) -> Vec<String> {
     result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect()
 }
@@ -77,13 +89,7 @@ async fn resources_are_mapped_reversibly() {
 #[tokio::test]
 async fn results_pass_through_byte_exact() {
     // The same call straight to the demo server over HTTP and through the gateway.
-    let port = portcullis_testkit::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    portcullis_testkit::wait_port(port).await;
+    let (mut child, port) = demo_over_http().await;
     // Legacy on both paths, so both answers have the same shape.
     let yaml =
         format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n    protocol: legacy\n");
@@ -245,13 +251,7 @@ async fn sampling_without_the_capability_is_refused() {
 
 #[tokio::test]
 async fn federates_several_upstreams_and_virtual_servers() {
-    let port = portcullis_testkit::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    portcullis_testkit::wait_port(port).await;
+    let (mut child, port) = demo_over_http().await;
     let yaml = format!(
         r#"
 servers:
@@ -574,13 +574,7 @@ async fn subscriptions_listen_delivers_only_what_was_asked_for() {
 
 #[tokio::test]
 async fn a_legacy_client_uses_a_modern_upstream() {
-    let port = portcullis_testkit::free_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}")])
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    portcullis_testkit::wait_port(port).await;
+    let (mut child, port) = demo_over_http().await;
     let yaml = format!("servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{port}/mcp\" }}\n");
     let gw = Gateway::start(&yaml, BIN).await;
     let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
