@@ -137,6 +137,9 @@ fn default_max_body() -> usize {
     4 * 1024 * 1024
 }
 
+/// Largest `http.page_size` accepted.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
 fn default_page_size() -> usize {
     200
 }
@@ -334,6 +337,9 @@ impl Config {
                 }
             }
         }
+        if self.http.page_size > MAX_PAGE_SIZE {
+            add("http.page_size".into(), format!("at most {MAX_PAGE_SIZE} (0 sends every item in one page)"));
+        }
         if self.http.max_body_bytes < 1024 {
             add("http.max_body_bytes".into(), "must be at least 1024".into());
         }
@@ -459,10 +465,10 @@ fn split_path(path: &str) -> Vec<Seg> {
             }
             rest = &rest[bracket..];
             while let Some(end) = rest.find(']') {
-                if let Ok(i) = rest[1..end].parse() {
+                if let Some(Ok(i)) = rest.get(1..end).map(str::parse) {
                     out.push(Seg::Index(i));
                 }
-                rest = &rest[end + 1..];
+                rest = rest.get(end + 1..).unwrap_or_default();
             }
         } else {
             out.push(Seg::Key(rest.to_owned()));
@@ -566,6 +572,12 @@ virtual_servers:
         ] {
             assert!(got.contains(needle), "missing {needle:?} in\n{got}");
         }
+    }
+
+    #[test]
+    fn odd_keys_in_paths_do_not_panic() {
+        let got = problems("servers:\n  a:\n    http: { url: 'http://x', headers: { \"X[]]\": [1] } }\n");
+        assert!(!got.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use portcullis_mcp::client::{ListKind, Upstream, UpstreamError, UpstreamEvent, U
 use portcullis_mcp::federation::{prefixed_name, prefixed_uri, split_name, split_uri};
 use portcullis_mcp::jsonrpc::{to_raw, RpcError};
 use portcullis_mcp::object::RawObject;
+use portcullis_mcp::peer::lock;
 use portcullis_mcp::server::Streams;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,14 +71,17 @@ pub struct Member {
     pub config: ServerConfig,
     pub upstream: Arc<Upstream>,
     cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
+    /// Bumped on every change notice, so a fetch that overlapped one is not cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Member {
     /// The upstream's full list (all pages), from cache when it has not changed.
     pub async fn list(&self, list: List) -> Result<Arc<Vec<RawObject>>, RpcError> {
-        if let Some(hit) = portcullis_lock(&self.cache).get(&list) {
+        if let Some(hit) = lock(&self.cache).get(&list) {
             return Ok(hit.clone());
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let declared =
             self.upstream.server_info().map(|i| i.capabilities.get(list.capability()).is_some_and(|c| !c.is_null()));
         if declared == Some(false) {
@@ -97,12 +101,16 @@ impl Member {
             }
         }
         let items = Arc::new(items);
-        portcullis_lock(&self.cache).insert(list, items.clone());
+        let mut cache = lock(&self.cache);
+        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+            cache.insert(list, items.clone());
+        }
         Ok(items)
     }
 
     fn invalidate(&self, kind: ListKind) {
-        let mut cache = portcullis_lock(&self.cache);
+        let mut cache = lock(&self.cache);
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         for list in List::of(kind) {
             cache.remove(list);
         }
@@ -194,7 +202,14 @@ impl Federation {
                 ..UpstreamOptions::default()
             };
             let upstream = Upstream::start(&name, transport, options, http.clone());
-            let member = Arc::new(Member { name, prefix, config: server, upstream, cache: Mutex::default() });
+            let member = Arc::new(Member {
+                name,
+                prefix,
+                config: server,
+                upstream,
+                cache: Mutex::default(),
+                generation: Default::default(),
+            });
             spawn_event_listener(member.clone(), streams.clone());
             members.push(member);
         }
@@ -278,10 +293,6 @@ fn spawn_event_listener(member: Arc<Member>, streams: Arc<Streams>) {
             }
         }
     });
-}
-
-fn portcullis_lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use crate::federation::{Federation, List, Member, VirtualServer};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_mcp::federation::{decode_cursor, encode_cursor};
-use portcullis_mcp::jsonrpc::{empty_object, to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
+use portcullis_mcp::jsonrpc::{
+    empty_object, to_raw, Notification, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND,
+};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::Era;
@@ -111,10 +113,21 @@ impl Gateway {
                 let mut params = params;
                 params.set("uri", upstream_uri);
                 let member = member.clone();
-                let result = self.forward(&member, &req.method, params, &ctx.peer).await?;
+                let subscribing = req.method == "resources/subscribe";
+                if subscribing && !self.streams.subscribe(&ctx.session.id, &uri) {
+                    let limit = portcullis_mcp::server::MAX_SUBSCRIPTIONS;
+                    return Err(
+                        RpcError::new(INVALID_PARAMS, format!("at most {limit} subscriptions per session")).into()
+                    );
+                }
+                let result = self.forward(&member, &req.method, params, &ctx.peer).await;
+                if subscribing && result.is_err() {
+                    self.streams.unsubscribe(&ctx.session.id, &uri);
+                }
+                let result = result?;
                 match req.method.as_str() {
                     "resources/read" => return Ok(map_contents_uris(&member, result)),
-                    "resources/subscribe" => self.streams.subscribe(&ctx.session.id, &uri),
+                    "resources/subscribe" => {}
                     _ => self.streams.unsubscribe(&ctx.session.id, &uri),
                 }
                 Ok(result)
@@ -206,7 +219,7 @@ impl Gateway {
             (&merged[..], None)
         } else {
             let start = offset.min(merged.len());
-            let end = (start + page_size).min(merged.len());
+            let end = start.saturating_add(page_size).min(merged.len());
             (&merged[start..end], (end < merged.len()).then(|| encode_cursor(end)))
         };
         let mut result = RawObject::default();
@@ -356,5 +369,19 @@ impl Handler for Gateway {
 
     fn session_closed(&self, session: &SessionInfo) {
         self.streams.forget(&session.id);
+    }
+
+    /// A client's roots changed: every upstream may have asked for them, so tell them all.
+    fn notification(&self, notification: Notification, _session: &SessionInfo) {
+        if notification.method != "notifications/roots/list_changed" {
+            return;
+        }
+        for member in self.federation().members.clone() {
+            tokio::spawn(async move {
+                if let Err(e) = member.upstream.notify("notifications/roots/list_changed", None).await {
+                    tracing::debug!(server = %member.name, error = %e, "roots/list_changed not forwarded");
+                }
+            });
+        }
     }
 }

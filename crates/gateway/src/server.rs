@@ -62,6 +62,14 @@ impl Core {
         if old.config.listen != config.listen {
             tracing::warn!(old = %old.config.listen, new = %config.listen, "`listen` changes take effect after a restart");
         }
+        if old.config.http.allowed_origins != config.http.allowed_origins
+            || old.config.http.max_body_bytes != config.http.max_body_bytes
+        {
+            tracing::warn!("`http.allowed_origins` and `http.max_body_bytes` changes take effect after a restart");
+        }
+        if old.config.sessions != config.sessions {
+            tracing::warn!("`sessions` changes take effect after a restart");
+        }
         let federation = Federation::build(Arc::new(config), Some(&old), &self.streams, &self.http);
         self.gateway.replace(federation);
         for kind in ListKind::ALL {

@@ -22,8 +22,6 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const UPSTREAM_ERROR: i64 = -32001;
 /// The request was cancelled by the client.
 pub const REQUEST_CANCELLED: i64 = -32800;
-/// MCP: resource not found.
-pub const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// A JSON-RPC request id: a string or a number, kept in its exact textual form.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -176,6 +174,17 @@ impl Message {
             _ => None,
         }
     }
+}
+
+/// The `requestId` of a `notifications/cancelled`.
+pub fn cancelled_request_id(params: Option<&RawValue>) -> Option<Id> {
+    #[derive(Deserialize)]
+    struct Cancelled<'a> {
+        #[serde(rename = "requestId", borrow)]
+        request_id: &'a RawValue,
+    }
+    let c: Cancelled = serde_json::from_str(params?.get()).ok()?;
+    Id::from_raw(c.request_id).ok()
 }
 
 /// Best effort: the id of a message whose envelope is otherwise invalid, so the error can name it.

@@ -137,11 +137,6 @@ impl Peer {
         self.out.send(encode_notification(method, params)).is_ok()
     }
 
-    /// Sends an already-encoded message.
-    pub fn send_raw(&self, message: String) -> bool {
-        self.out.send(message).is_ok()
-    }
-
     /// Sends a request to the client and waits for its answer.
     pub async fn request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
         if !self.capabilities.allows(method) {
@@ -171,10 +166,7 @@ impl Peer {
         if !self.back_channel {
             return Err(RpcError::new(
                 crate::jsonrpc::INVALID_REQUEST,
-                format!(
-                    "cannot send {method} to a 2026-07-28 client: it takes input_required results, which the gateway \
-                     does not build from an upstream's requests yet; connect with protocol 2025-11-25 for this tool"
-                ),
+                format!("cannot send {method} to a 2026-07-28 client outside a request that may answer input_required"),
             )
             .to_raw());
         }
@@ -193,16 +185,11 @@ impl Peer {
             }
         }
     }
-
-    /// True when the receiving side of this peer's channel is gone.
-    pub fn is_closed(&self) -> bool {
-        self.out.is_closed()
-    }
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it (the maps
 /// guarded here stay consistent across a panic: every operation is a single insert/remove).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

@@ -644,8 +644,8 @@ async fn modern_clients_answer_a_legacy_upstreams_requests_through_input_require
     tampered["requestState"] = json!(format!("{state}x"));
     tampered["inputResponses"] = json!({});
     let r = modern_with(&c, 2, "tools/call", tampered, Some(tool), json!({ "sampling": {} })).await;
-    // A state the gateway cannot open is the upstream's business; this one ignores it and asks again.
-    assert_eq!(r.result()["resultType"], "input_required", "{}", r.raw);
+    // An altered gateway state is refused; the tool does not run again upstream.
+    assert_eq!((r.status, r.error()["code"].as_i64()), (400, Some(-32602)), "{}", r.raw);
 
     let mut retry = call.clone();
     retry["requestState"] = json!(state);

@@ -2,7 +2,7 @@
 //! SSE stream) and the legacy HTTP+SSE transport (one long GET stream, POSTs to the
 //! endpoint it announces).
 
-use super::router::Router;
+use super::router::{Origin, Router};
 use super::spec::HttpSpec;
 use super::UpstreamError;
 use crate::jsonrpc::Message;
@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) const SESSION_HEADER: &str = "mcp-session-id";
+/// How long delivering one notification or reply to an upstream may take.
+const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// State shared by the requests of one Streamable HTTP connection.
@@ -97,6 +99,9 @@ impl HttpWire {
         origin: Option<u64>,
         routing: Option<(&str, Option<String>)>,
     ) -> Result<(), UpstreamError> {
+        // Without a request of ours, whatever comes back is tied to no client's request.
+        let origin_id = origin;
+        let origin = origin.map_or(Origin::Unrelated, Origin::Request);
         let mut headers = self.request_headers();
         if let Some((method, name)) = routing {
             if let Ok(v) = HeaderValue::from_str(method) {
@@ -131,13 +136,15 @@ impl HttpWire {
         }
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
-            let shown: String = text.chars().take(200).collect();
             // An error status may still carry a JSON-RPC error for our request.
             if let Ok(msg) = Message::parse(text.as_bytes()) {
                 router.dispatch(msg, origin);
                 return Ok(());
             }
-            return Err(UpstreamError::Protocol(format!("HTTP {status}: {shown}")));
+            // The body stays in the debug log: errors reach clients and /readyz.
+            let shown: String = text.chars().take(200).collect();
+            tracing::debug!(server = %self.server, %status, body = %shown, "upstream refused a message");
+            return Err(UpstreamError::Protocol(format!("{}: HTTP {status}", self.server)));
         }
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
@@ -153,7 +160,7 @@ impl HttpWire {
                 }
                 match Message::parse(event.data.as_bytes()) {
                     Ok(msg) => {
-                        let ours = matches!(&msg, Message::Response(r) if r.id.as_u64() == origin);
+                        let ours = matches!(&msg, Message::Response(r) if r.id.as_u64() == origin_id);
                         router.dispatch(msg, origin);
                         if ours {
                             break;
@@ -216,7 +223,7 @@ impl HttpWire {
                             last_event_id = Some(event.id.clone());
                         }
                         if let Ok(msg) = Message::parse(event.data.as_bytes()) {
-                            router.dispatch(msg, None);
+                            router.dispatch(msg, Origin::Unrelated);
                         }
                     }
                 }
@@ -270,8 +277,15 @@ pub(crate) fn spawn_outbound(wire: Arc<HttpWire>, router: Arc<Router>, mut rx: m
                 m = rx.recv() => m,
             };
             let Some(msg) = msg else { return };
-            if let Err(e) = wire.post(msg, &router, None).await {
-                tracing::debug!(server = %wire.server, error = %e, "could not deliver a message upstream");
+            // One stuck POST must not hold up every later reply and cancellation.
+            match tokio::time::timeout(OUTBOUND_TIMEOUT, wire.post(msg, &router, None)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(server = %wire.server, error = %e, "could not deliver a message upstream")
+                }
+                Err(_) => {
+                    tracing::warn!(server = %wire.server, "the upstream did not accept a message within {OUTBOUND_TIMEOUT:?}")
+                }
             }
         }
     });
@@ -306,9 +320,17 @@ pub(crate) async fn connect_sse(
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| UpstreamError::Protocol(format!("broken SSE stream: {e}")))?;
             if event.event == "endpoint" {
-                return url
+                let endpoint = url
                     .join(event.data.trim())
-                    .map_err(|e| UpstreamError::Protocol(format!("bad endpoint `{}`: {e}", event.data)));
+                    .map_err(|e| UpstreamError::Protocol(format!("bad endpoint `{}`: {e}", event.data)))?;
+                // Messages (and the configured headers with them) go only to the server we connected to.
+                if endpoint.origin() != url.origin() {
+                    return Err(UpstreamError::Protocol(format!(
+                        "{server}: the SSE endpoint is on another origin ({}); refusing to send there",
+                        endpoint.origin().ascii_serialization()
+                    )));
+                }
+                return Ok(endpoint);
             }
         }
         Err(UpstreamError::Unavailable(format!("{server}: the SSE stream ended before announcing its endpoint")))
@@ -330,7 +352,7 @@ pub(crate) async fn connect_sse(
                 Some(Err(e)) => break format!("broken SSE stream: {e}"),
                 Some(Ok(event)) if event.event == "message" || event.event.is_empty() => {
                     match Message::parse(event.data.as_bytes()) {
-                        Ok(msg) => reader_router.dispatch(msg, None),
+                        Ok(msg) => reader_router.dispatch(msg, Origin::Unknown),
                         Err(e) => {
                             tracing::warn!(server = %name, error = %e, "invalid JSON-RPC on the SSE stream")
                         }

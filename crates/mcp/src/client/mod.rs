@@ -102,6 +102,9 @@ impl Default for UpstreamOptions {
     }
 }
 
+/// How long a removed or changed upstream's calls in flight get to finish.
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
 enum Wire {
     /// stdio and legacy SSE: every message goes into the queue, answers come back on a stream.
     Queue,
@@ -186,7 +189,9 @@ impl Upstream {
         self.events.subscribe()
     }
 
-    /// Stops reconnecting and closes the connection once the last request using it ends.
+    /// Stops reconnecting and closes the connection once the requests in flight have ended
+    /// (or after a grace period). The supervisor holds the upstream until then, so an
+    /// upstream that is not shut down keeps running.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
@@ -202,6 +207,7 @@ impl Upstream {
         let timeout = self.options.request_timeout;
         let conn = self.connection(timeout).await?;
         if conn.era == Era::Legacy {
+            let params = modern::strip_envelope(params);
             return conn.request(method, params, peer, timeout, &self.name).await;
         }
         if let Some(answer) = modern::local_answer(method) {
@@ -220,12 +226,17 @@ impl Upstream {
     /// Sends a notification (best effort).
     pub async fn notify(&self, method: &str, params: Option<&RawValue>) -> Result<(), UpstreamError> {
         let conn = self.connection(self.options.request_timeout).await?;
+        if conn.era == Era::Modern {
+            // 2026-07-28 has no client notifications over the wire but cancellation.
+            return Ok(());
+        }
         conn.notify(method, params).await
     }
 
     /// The live connection; waits for one while (re)connecting, up to `wait`.
     async fn connection(&self, wait: Duration) -> Result<Arc<Connection>, UpstreamError> {
         let mut rx = self.current.subscribe();
+        let mut health = self.health.subscribe();
         let found = tokio::time::timeout(wait, async {
             loop {
                 if let Some(c) = rx.borrow_and_update().as_ref() {
@@ -238,7 +249,12 @@ impl Upstream {
                 if let Health::Down(reason) = &*self.health.borrow() {
                     return Err(UpstreamError::Unavailable(format!("{}: {reason}", self.name)));
                 }
-                if rx.changed().await.is_err() {
+                // A failed connect changes only the health: wake on either.
+                let changed = tokio::select! {
+                    c = rx.changed() => c,
+                    h = health.changed() => h,
+                };
+                if changed.is_err() {
                     return Err(UpstreamError::Unavailable(format!("{}: shut down", self.name)));
                 }
             }
@@ -255,9 +271,14 @@ impl Upstream {
         let mut backoff = Duration::from_millis(250);
         let mut first = true;
         while !self.shutdown.is_cancelled() {
+            // Bounded as a whole: a server that accepts and never answers must not keep the
+            // upstream "starting" forever.
+            let limit = self.options.connect_timeout + modern::PROBE_TIMEOUT;
             let attempt = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                r = self.connect() => r,
+                r = tokio::time::timeout(limit, self.connect()) => r.unwrap_or_else(|_| {
+                    Err(UpstreamError::Timeout(format!("{}: not connected within {limit:?}", self.name)))
+                }),
             };
             match attempt {
                 Ok(conn) => {
@@ -284,6 +305,8 @@ impl Upstream {
                     }
                     tokio::select! {
                         _ = self.shutdown.cancelled() => {
+                            // Removed or changed by a reload: calls in flight finish first.
+                            conn.drain(DRAIN_GRACE).await;
                             conn.close().await;
                             break;
                         }
@@ -411,12 +434,6 @@ impl Upstream {
     }
 }
 
-impl Drop for Upstream {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
 /// Fails the request (and tells the upstream to stop working on it) if the caller
 /// stops waiting before the answer arrives: a timeout, or the client cancelled.
 struct InFlightGuard<'a> {
@@ -468,10 +485,18 @@ impl Connection {
                 Err(_) => Err(UpstreamError::Protocol(format!("{server}: the upstream sent no answer to {method}"))),
             }
         };
-        let result = tokio::time::timeout(timeout, exchange).await;
-        let result = match result {
-            Ok(r) => r,
-            Err(_) => Err(UpstreamError::Timeout(format!("{server}: no answer to {method} within {timeout:?}"))),
+        // The timeout is for the upstream. While the upstream waits on the client (sampling,
+        // elicitation, an input_required round), the clock is re-armed: the client's own
+        // deadline applies to that wait.
+        tokio::pin!(exchange);
+        let result = loop {
+            match tokio::time::timeout(timeout, &mut exchange).await {
+                Ok(r) => break r,
+                Err(_) if self.router.is_asking(id) => continue,
+                Err(_) => {
+                    break Err(UpstreamError::Timeout(format!("{server}: no answer to {method} within {timeout:?}")))
+                }
+            }
         };
         guard.done = result.is_ok();
         result
@@ -548,6 +573,14 @@ impl Connection {
             }
         }
         info
+    }
+
+    /// Waits until no request is in flight, up to `grace`.
+    async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.router.in_flight() > 0 && tokio::time::Instant::now() < deadline && !self.closed.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn close(&self) {

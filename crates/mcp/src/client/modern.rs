@@ -71,6 +71,27 @@ pub(crate) fn stamp_envelope(
     obj.to_raw()
 }
 
+/// Removes a 2026-07-28 client's envelope from `_meta` before the request goes to a legacy
+/// upstream: it describes the client's hop to the gateway, and a dual-era upstream would
+/// otherwise answer the gateway's legacy session in the other era.
+pub(crate) fn strip_envelope(params: Option<Box<RawValue>>) -> Option<Box<RawValue>> {
+    let raw = params?;
+    if !raw.get().contains("io.modelcontextprotocol/") {
+        return Some(raw);
+    }
+    let Ok(mut obj) = RawObject::parse(&raw, "params") else { return Some(raw) };
+    let Some(mut meta) = obj.get_object("_meta") else { return Some(raw) };
+    for key in [META_VERSION, META_CAPABILITIES, META_CLIENT_INFO, META_LOG_LEVEL] {
+        meta.remove(key);
+    }
+    if meta.0.is_empty() {
+        obj.remove("_meta");
+    } else {
+        obj.set_raw("_meta", meta.to_raw());
+    }
+    Some(obj.to_raw())
+}
+
 /// The `Mcp-Name` value of a request, encoded for a header when it is not plain ASCII.
 pub(crate) fn name_header(method: &str, params: &RawValue) -> Option<String> {
     let field = match method {
@@ -209,6 +230,17 @@ mod tests {
         let v: Value = serde_json::from_str(stamp_envelope(Some(theirs), Some(&caps), false).get()).unwrap();
         assert_eq!(v["_meta"][META_CAPABILITIES], json!({ "elicitation": {} }));
         assert!(v["_meta"].get(META_LOG_LEVEL).is_none(), "a modern client without logLevel gets no logs");
+    }
+
+    #[test]
+    fn the_envelope_is_stripped_for_legacy_upstreams() {
+        let p =
+            raw(r#"{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":3}}"#);
+        assert_eq!(strip_envelope(Some(p)).unwrap().get(), r#"{"name":"x","_meta":{"progressToken":3}}"#);
+        let p = raw(r#"{"name":"x","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#);
+        assert_eq!(strip_envelope(Some(p)).unwrap().get(), r#"{"name":"x"}"#);
+        let p = raw(r#"{"name":"x"}"#);
+        assert_eq!(strip_envelope(Some(p)).unwrap().get(), r#"{"name":"x"}"#);
     }
 
     #[test]

@@ -15,6 +15,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+/// What the transport knows about which request a message from the upstream belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// It came on the response stream of this request (Streamable HTTP).
+    Request(u64),
+    /// It came on a stream that is not tied to any request (a GET or listen stream).
+    Unrelated,
+    /// The transport cannot tell (stdio, legacy SSE).
+    Unknown,
+}
+
 /// What a forwarded request can come back with: the peer's outcome, or a transport failure.
 pub(crate) type Delivery = Result<Outcome, String>;
 
@@ -126,7 +137,7 @@ impl Router {
 
     /// Handles one message from the upstream. `origin` is the id of the request whose
     /// response stream carried it, when the transport knows (Streamable HTTP does).
-    pub(crate) fn dispatch(&self, message: Message, origin: Option<u64>) {
+    pub(crate) fn dispatch(&self, message: Message, origin: Origin) {
         match message {
             Message::Response(resp) => {
                 let open = resp.id.as_u64().and_then(|id| lock(&self.inflight).remove(&id));
@@ -144,7 +155,7 @@ impl Router {
         }
     }
 
-    fn on_notification(&self, method: &str, params: Option<Box<RawValue>>, origin: Option<u64>) {
+    fn on_notification(&self, method: &str, params: Option<Box<RawValue>>, origin: Origin) {
         match method {
             "notifications/progress" => {
                 let Some(params) = params else { return };
@@ -188,10 +199,18 @@ impl Router {
     /// carried it, or, when the transport cannot tell (stdio, legacy SSE), the only client
     /// with a request in flight. With several in flight it is ambiguous, and the message
     /// goes to nobody rather than to a client it may not belong to.
-    fn related_peer(&self, origin: Option<u64>) -> Result<(u64, Peer), &'static str> {
+    fn related_peer(&self, origin: Origin) -> Result<(u64, Peer), &'static str> {
         let map = lock(&self.inflight);
-        if let Some(id) = origin {
-            return map.get(&id).and_then(|f| Some((id, f.peer.clone()?))).ok_or("the request it belongs to has ended");
+        match origin {
+            Origin::Request(id) => {
+                return map
+                    .get(&id)
+                    .and_then(|f| Some((id, f.peer.clone()?)))
+                    .ok_or("the request it belongs to has ended")
+            }
+            // The upstream said it belongs to no request: no client may be guessed.
+            Origin::Unrelated => return Err("it is not tied to a client request"),
+            Origin::Unknown => {}
         }
         let mut candidates =
             map.iter().filter(|(_, f)| f.asking == 0).filter_map(|(id, f)| Some((*id, f.peer.as_ref()?)));
@@ -204,6 +223,15 @@ impl Router {
         }
     }
 
+    /// Whether the upstream is waiting on the client of this request.
+    pub(crate) fn is_asking(&self, id: u64) -> bool {
+        lock(&self.inflight).get(&id).is_some_and(|f| f.asking > 0)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.inflight).len()
+    }
+
     fn set_asking(&self, id: u64, delta: isize) {
         if let Some(f) = lock(&self.inflight).get_mut(&id) {
             f.asking = f.asking.saturating_add_signed(delta);
@@ -211,7 +239,7 @@ impl Router {
     }
 
     /// The upstream asks something of "the client": pass it to the client that caused it.
-    fn on_request(&self, req: crate::jsonrpc::Request, origin: Option<u64>) {
+    fn on_request(&self, req: crate::jsonrpc::Request, origin: Origin) {
         let outbound = self.outbound.clone();
         if req.method == "ping" {
             let _ = outbound.send(encode_response(Some(&req.id), Ok(&crate::jsonrpc::empty_object())));
@@ -303,11 +331,11 @@ mod tests {
         let (params, rx) = router.register(3, Some(raw(r#"{"_meta":{"progressToken":42}}"#)), Some(peer));
         assert!(params.unwrap().get().contains(r#""progressToken":3"#));
         let note = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":3,"progress":1}}"#;
-        router.dispatch(Message::parse(note.as_bytes()).unwrap(), None);
+        router.dispatch(Message::parse(note.as_bytes()).unwrap(), Origin::Unknown);
         let got = client_rx.recv().await.unwrap();
         assert!(got.contains(r#""progressToken":42"#), "{got}");
         let resp = r#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
-        router.dispatch(Message::parse(resp.as_bytes()).unwrap(), None);
+        router.dispatch(Message::parse(resp.as_bytes()).unwrap(), Origin::Unknown);
         assert_eq!(rx.await.unwrap().unwrap().unwrap().get(), "{}");
     }
 }

@@ -1,7 +1,7 @@
 //! An upstream MCP server run as a child process: JSON-RPC lines over stdin/stdout,
 //! stderr captured to the gateway's log.
 
-use super::router::Router;
+use super::router::{Origin, Router};
 use super::spec::StdioSpec;
 use super::UpstreamError;
 use crate::jsonrpc::Message;
@@ -78,7 +78,7 @@ pub(crate) fn spawn(
                 None => break "the upstream process exited".to_owned(),
                 Some(Ok(line)) if line.trim().is_empty() => continue,
                 Some(Ok(line)) => match Message::parse(line.as_bytes()) {
-                    Ok(msg) => router.dispatch(msg, None),
+                    Ok(msg) => router.dispatch(msg, Origin::Unknown),
                     Err(e) => {
                         let shown: String = line.chars().take(120).collect();
                         tracing::warn!(server = %name, error = %e, "upstream wrote a line that is not JSON-RPC: {shown}");

@@ -29,6 +29,10 @@ pub struct InputRequest {
 /// Where a peer without a back channel sends its requests.
 pub type InputSender = mpsc::UnboundedSender<InputRequest>;
 
+/// Prefix of the `requestState` values a parking lot issues, followed by the lot's own id,
+/// so states of other processes (an upstream that is itself a Portcullis) pass through.
+const STATE_MARK: &str = "pcg1.";
+
 /// Methods that may answer with `input_required`.
 pub fn may_defer(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read")
@@ -58,6 +62,8 @@ struct Parked {
 /// Parked requests of this process.
 pub struct ParkingLot {
     sealer: Sealer,
+    /// `pcg1.<random id>.`: marks the states this lot issued.
+    mark: String,
     parked: Mutex<HashMap<u64, Parked>>,
     next: AtomicU64,
     /// How long a parked request waits for the client's retry.
@@ -66,7 +72,8 @@ pub struct ParkingLot {
 
 impl ParkingLot {
     pub fn new(patience: Duration) -> Self {
-        ParkingLot { sealer: Sealer::random(), parked: Mutex::default(), next: AtomicU64::new(1), patience }
+        let mark = format!("{STATE_MARK}{:016x}.", rand::random::<u64>());
+        ParkingLot { sealer: Sealer::random(), mark, parked: Mutex::default(), next: AtomicU64::new(1), patience }
     }
 
     /// Runs `work` until it ends or asks the client for something; in the latter case
@@ -103,7 +110,7 @@ impl ParkingLot {
         let requests: serde_json::Map<String, Value> =
             waiting.iter().map(|(k, w)| (k.clone(), w.request.clone())).collect();
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let state = self.sealer.seal(&id.to_le_bytes());
+        let state = format!("{}{}", self.mark, self.sealer.seal(&id.to_le_bytes()));
         {
             let mut parked = lock(&self.parked);
             let patience = self.patience;
@@ -134,12 +141,17 @@ impl ParkingLot {
     /// If a retry carries a `requestState` this process issued, takes the parked work
     /// and delivers the answers; `None` if the state is not ours (pass the request on).
     pub fn resume(&self, method: &str, params: &RawObject) -> Option<Result<Resumed, RpcError>> {
+        // States without this lot's mark are an upstream's own: pass them on.
         let state = params.get_str("requestState")?;
-        let plain = self.sealer.open(&state)?;
-        let id = u64::from_le_bytes(plain.try_into().ok()?);
+        let sealed = state.strip_prefix(self.mark.as_str())?;
         let expired = || {
             RpcError::new(INVALID_PARAMS, "requestState expired or unknown: send the request again without it")
                 .with_data(json!({ "reason": "invalid_request_state" }))
+        };
+        // Marked but unreadable (altered, another replica, a restart): never run the request
+        // again upstream as if it were new.
+        let Some(id) = self.sealer.open(sealed).and_then(|p| p.try_into().ok()).map(u64::from_le_bytes) else {
+            return Some(Err(expired()));
         };
         let Some(mut parked) = lock(&self.parked).remove(&id) else { return Some(Err(expired())) };
         if parked.method != method || parked.since.elapsed() > self.patience {
@@ -158,5 +170,38 @@ impl ParkingLot {
             }
         }
         Some(Ok((parked.work, parked.inputs, parked.waiting)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_parked_request_resumes_once_and_survives_a_forged_retry() {
+        let lot = Arc::new(ParkingLot::new(Duration::from_secs(60)));
+        let (ask, asked) = mpsc::unbounded_channel::<InputRequest>();
+        let work = AbortOnDropHandle::new(tokio::spawn(async move {
+            let (reply, answer) = oneshot::channel();
+            ask.send(InputRequest { method: "elicitation/create".into(), params: None, reply }).ok();
+            let got = answer.await.unwrap().unwrap();
+            Ok(to_raw(&json!({ "got": serde_json::from_str::<Value>(got.get()).unwrap() })))
+        }));
+        let first = lot.clone().drive("tools/call", work, asked, Open::new()).await.unwrap();
+        let first: Value = serde_json::from_str(first.get()).unwrap();
+        let state = first["requestState"].as_str().unwrap().to_owned();
+        let key = first["inputRequests"].as_object().unwrap().keys().next().unwrap().clone();
+        let params = |state: &str| {
+            let raw =
+                to_raw(&json!({ "requestState": state, "inputResponses": { key.as_str(): { "action": "accept" } } }));
+            RawObject::parse(&raw, "params").unwrap()
+        };
+        assert!(matches!(lot.resume("tools/call", &params(&format!("{state}x"))), Some(Err(_))));
+        assert!(lot.resume("tools/call", &params("upstream-state")).is_none(), "unmarked states pass through");
+        let (work, inputs, waiting) = lot.resume("tools/call", &params(&state)).unwrap().unwrap();
+        let done = lot.clone().drive("tools/call", work, inputs, waiting).await.unwrap();
+        assert_eq!(done.get(), r#"{"got":{"action":"accept"}}"#);
+        assert!(matches!(lot.resume("tools/call", &params(&state)), Some(Err(_))), "a state works once");
     }
 }

@@ -315,21 +315,8 @@ impl<H: Handler> McpService<H> {
     }
 
     fn cancel(&self, session: &str, params: Option<&serde_json::value::RawValue>) {
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Cancelled<'a> {
-            #[serde(borrow)]
-            request_id: &'a serde_json::value::RawValue,
-        }
-        let Some(c) = params.and_then(|p| serde_json::from_str::<Cancelled>(p.get()).ok()) else {
-            return;
-        };
-        let Ok(Message::Request(r)) =
-            Message::parse(format!(r#"{{"jsonrpc":"2.0","id":{},"method":"x"}}"#, c.request_id.get()).as_bytes())
-        else {
-            return;
-        };
-        if let Some(token) = lock(&self.running).get(&(session.to_owned(), r.id)) {
+        let Some(id) = crate::jsonrpc::cancelled_request_id(params) else { return };
+        if let Some(token) = lock(&self.running).get(&(session.to_owned(), id)) {
             token.cancel();
         }
     }
@@ -409,8 +396,9 @@ static LISTEN_KEYS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 fn is_modern(headers: &HeaderMap, message: &Message) -> bool {
     match header_str(headers, VERSION_HEADER) {
         Some(v) => era_of(v) != Some(Era::Legacy),
-        None => matches!(message, Message::Request(r) if r.method != "initialize"
-            && r.params.as_deref().is_some_and(|p| p.get().contains(modern::META_VERSION))),
+        None => {
+            matches!(message, Message::Request(r) if r.method != "initialize" && modern::has_envelope(r.params.as_deref()))
+        }
     }
 }
 

@@ -73,6 +73,9 @@ pub struct Streams {
     journals: Mutex<HashMap<String, Journal>>,
 }
 
+/// Resources one session may subscribe to.
+pub const MAX_SUBSCRIPTIONS: usize = 1000;
+
 /// Messages kept per session for a reconnecting GET stream.
 const JOURNAL_EVENTS: usize = 256;
 /// Sessions whose messages are kept; the least recently active are dropped first.
@@ -181,9 +184,15 @@ impl Streams {
         lock(&self.open).remove(session);
     }
 
-    /// Records a legacy session's `resources/subscribe`.
-    pub fn subscribe(&self, session: &str, uri: &str) {
-        lock(&self.subscriptions).entry(session.to_owned()).or_default().insert(uri.to_owned());
+    /// Records a legacy session's `resources/subscribe` (up to [`MAX_SUBSCRIPTIONS`] each).
+    pub fn subscribe(&self, session: &str, uri: &str) -> bool {
+        let mut subs = lock(&self.subscriptions);
+        let uris = subs.entry(session.to_owned()).or_default();
+        if uris.len() >= MAX_SUBSCRIPTIONS && !uris.contains(uri) {
+            return false;
+        }
+        uris.insert(uri.to_owned());
+        true
     }
 
     pub fn unsubscribe(&self, session: &str, uri: &str) {

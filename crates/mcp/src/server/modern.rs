@@ -31,6 +31,18 @@ const REMOVED: &[&str] = &["initialize", "ping", "logging/setLevel", "resources/
 const CACHEABLE: &[&str] =
     &["server/discover", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read"];
 
+/// Whether params carry the 2026-07-28 envelope (`_meta` with a protocol version).
+/// The substring test only skips the parse for the many requests that cannot have it.
+pub fn has_envelope(params: Option<&RawValue>) -> bool {
+    params.is_some_and(|p| {
+        p.get().contains(META_VERSION)
+            && RawObject::parse(p, "params")
+                .ok()
+                .and_then(|o| o.get_object("_meta"))
+                .is_some_and(|m| m.get(META_VERSION).is_some())
+    })
+}
+
 /// What one modern request said about its client.
 #[derive(Debug, Clone)]
 pub struct Envelope {

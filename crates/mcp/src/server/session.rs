@@ -6,15 +6,16 @@ use super::SessionInfo;
 use crate::peer::ClientCapabilities;
 use crate::seal::Sealer;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seals and opens session ids.
 pub struct SessionCodec {
     sealer: Sealer,
-    /// Ids ended with DELETE on this replica (a sealed id cannot be revoked otherwise).
-    ended: Mutex<HashSet<String>>,
+    /// Ids ended with DELETE on this replica (a sealed id cannot be revoked otherwise),
+    /// with when they were issued: an entry can go once the id would have expired anyway.
+    ended: Mutex<HashMap<String, u64>>,
     max_age_secs: u64,
 }
 
@@ -44,12 +45,12 @@ pub enum SessionRejection {
 impl SessionCodec {
     /// A codec from a 32-byte key shared by every replica.
     pub fn new(key: &[u8; 32], max_age_secs: u64) -> Self {
-        SessionCodec { sealer: Sealer::new(key), ended: Mutex::new(HashSet::new()), max_age_secs }
+        SessionCodec { sealer: Sealer::new(key), ended: Mutex::default(), max_age_secs }
     }
 
     /// A codec with a random key: sessions only survive on this process.
     pub fn ephemeral(max_age_secs: u64) -> Self {
-        SessionCodec { sealer: Sealer::random(), ended: Mutex::new(HashSet::new()), max_age_secs }
+        SessionCodec { sealer: Sealer::random(), ended: Mutex::default(), max_age_secs }
     }
 
     /// Creates the id for a new session.
@@ -68,11 +69,10 @@ impl SessionCodec {
 
     /// Recovers the session behind an id.
     pub fn open(&self, id: &str) -> Result<SessionInfo, SessionRejection> {
-        if crate::peer::lock(&self.ended).contains(id) {
+        if crate::peer::lock(&self.ended).contains_key(id) {
             return Err(SessionRejection::Ended);
         }
-        let plain = self.sealer.open(id).ok_or(SessionRejection::Unknown)?;
-        let body: Sealed = serde_json::from_slice(&plain).map_err(|_| SessionRejection::Unknown)?;
+        let body = self.unseal(id)?;
         if self.max_age_secs > 0 && now().saturating_sub(body.t) > self.max_age_secs {
             return Err(SessionRejection::Expired);
         }
@@ -85,11 +85,31 @@ impl SessionCodec {
         })
     }
 
-    /// Ends a session on this replica.
+    /// Ends a session on this replica. The list of ended ids stays bounded: an id is
+    /// dropped from it once it would have expired anyway, and the oldest go first at the cap.
     pub fn end(&self, id: &str) {
-        crate::peer::lock(&self.ended).insert(id.to_owned());
+        let Ok(body) = self.unseal(id) else { return };
+        let mut ended = crate::peer::lock(&self.ended);
+        if self.max_age_secs > 0 {
+            let now = now();
+            ended.retain(|_, issued| now.saturating_sub(*issued) <= self.max_age_secs);
+        }
+        if ended.len() >= MAX_ENDED {
+            if let Some(oldest) = ended.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
+                ended.remove(&oldest);
+            }
+        }
+        ended.insert(id.to_owned(), body.t);
+    }
+
+    fn unseal(&self, id: &str) -> Result<Sealed, SessionRejection> {
+        let plain = self.sealer.open(id).ok_or(SessionRejection::Unknown)?;
+        serde_json::from_slice(&plain).map_err(|_| SessionRejection::Unknown)
     }
 }
+
+/// Most ended session ids remembered per replica.
+const MAX_ENDED: usize = 100_000;
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)

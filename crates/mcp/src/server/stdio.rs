@@ -2,7 +2,7 @@
 
 use super::{deferred, modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
 use crate::jsonrpc::encode_notification;
-use crate::jsonrpc::{encode_error, encode_response, Id, Message, RpcError, INVALID_REQUEST, REQUEST_CANCELLED};
+use crate::jsonrpc::{encode_error, encode_response, Id, Message, RpcError, INVALID_REQUEST};
 use crate::object::RawObject;
 use crate::peer::{lock, Peer, PendingRequests};
 use futures::StreamExt;
@@ -69,24 +69,17 @@ where
             Message::Notification(n) => match n.method.as_str() {
                 "notifications/initialized" => {}
                 "notifications/cancelled" => {
-                    let id = n
-                        .params
-                        .as_deref()
-                        .and_then(|p| serde_json::from_str::<serde_json::Value>(p.get()).ok())
-                        .and_then(|v| v.get("requestId").map(|r| r.to_string()));
-                    if let Some(id) = id {
-                        let found = lock(&running).iter().find(|(k, _)| k.as_json() == id).map(|(_, t)| t.clone());
+                    if let Some(id) = crate::jsonrpc::cancelled_request_id(n.params.as_deref()) {
+                        let found = lock(&running).get(&id).cloned();
                         if let Some(token) = found {
                             token.cancel();
                         }
                         // Ending a 2026-07-28 listen: its response closes it.
-                        if let Some((listen_id, key)) = listens.iter().find(|(k, _)| k.as_json() == id) {
-                            streams.detach(key);
+                        if let Some(key) = listens.remove(&id) {
+                            streams.detach(&key);
                             let result = serde_json::json!({ "resultType": "complete",
-                                "_meta": { modern::META_SUBSCRIPTION_ID: crate::jsonrpc::to_raw(listen_id) } });
-                            let _ = tx.send(encode_response(Some(listen_id), Ok(&crate::jsonrpc::to_raw(&result))));
-                            let listen_id = listen_id.clone();
-                            listens.remove(&listen_id);
+                                "_meta": { modern::META_SUBSCRIPTION_ID: crate::jsonrpc::to_raw(&id) } });
+                            let _ = tx.send(encode_response(Some(&id), Ok(&crate::jsonrpc::to_raw(&result))));
                         }
                     }
                 }
@@ -152,12 +145,15 @@ where
                     let stamped =
                         async move { handler.handle(req, ctx).await.map(|r| modern::stamp_result(&shape, r)) };
                     let running = AbortOnDropHandle::new(tokio::spawn(stamped));
+                    // A cancelled request gets no response (the client has moved on).
                     let outcome = tokio::select! {
-                        o = lot.drive(&method, running, asked, Default::default()) => o,
-                        _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
+                        o = lot.drive(&method, running, asked, Default::default()) => Some(o),
+                        _ = cancel.cancelled() => None,
                     };
                     lock(&running_map).remove(&id);
-                    let _ = out.send(encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e)));
+                    if let Some(outcome) = outcome {
+                        let _ = out.send(encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e)));
+                    }
                 });
             }
             Message::Request(req) => {
@@ -185,28 +181,35 @@ where
                     let id = req.id.clone();
                     let ctx = RequestContext { session: info, peer, param_headers: Vec::new() };
                     let outcome = tokio::select! {
-                        o = handler.handle(req, ctx) => o,
-                        _ = cancel.cancelled() => Err(RpcError::new(REQUEST_CANCELLED, "request cancelled by the client").to_raw()),
+                        o = handler.handle(req, ctx) => Some(o),
+                        _ = cancel.cancelled() => None,
                     };
                     lock(&running).remove(&id);
-                    let _ = out.send(encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e)));
+                    if let Some(outcome) = outcome {
+                        let _ = out.send(encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e)));
+                    }
                 });
             }
         }
     }
     streams.detach(&stream_id);
+    for key in listens.values() {
+        streams.detach(key);
+    }
     if let Some(s) = &session {
         handler.session_closed(s);
     }
-    // Let answers already being written go out, then stop.
+    // Let answers already being written go out, then stop. Parked work and requests
+    // waiting on this client still hold senders, so the writer gets a deadline too.
     drop(tx);
+    drop(lot);
     for token in lock(&running).values() {
         token.cancel();
     }
-    let _ = writer.await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
 }
 
 /// A request carrying the 2026-07-28 `_meta` envelope (and not `initialize`).
 fn is_modern(req: &crate::jsonrpc::Request) -> bool {
-    req.method != "initialize" && req.params.as_deref().is_some_and(|p| p.get().contains(modern::META_VERSION))
+    req.method != "initialize" && modern::has_envelope(req.params.as_deref())
 }
