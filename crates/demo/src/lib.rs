@@ -295,9 +295,9 @@ impl Handler for DemoServer {
             "ping" | "logging/setLevel" => Ok(json!({})),
             "resources/subscribe" | "resources/unsubscribe" => params.require_str("uri").map(|uri| {
                 if request.method == "resources/subscribe" {
-                    let _ = self.streams.subscribe(&ctx.session.id, &uri);
+                    self.streams.subscribe(&ctx.session.id, &uri);
                 } else {
-                    self.streams.unsubscribe(&ctx.session.id, &uri);
+                    let _ = self.streams.unsubscribe(&ctx.session.id, &uri);
                 }
                 json!({})
             }),

@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub struct Gateway {
     federation: ArcSwap<Federation>,
     streams: Arc<Streams>,
+    /// Federated resource URI -> sessions subscribed to it (the upstream is subscribed once).
+    watchers: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// What one endpoint exposes: everything, or a virtual server's subset.
@@ -33,7 +35,7 @@ enum View<'a> {
 
 impl Gateway {
     pub fn new(federation: Federation, streams: Arc<Streams>) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams }
+        Gateway { federation: ArcSwap::from_pointee(federation), streams, watchers: Default::default() }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -110,27 +112,20 @@ impl Gateway {
                         .with_data(json!({ "uri": uri }))
                         .into());
                 };
+                let member = member.clone();
                 let mut params = params;
                 params.set("uri", upstream_uri);
-                let member = member.clone();
-                let subscribing = req.method == "resources/subscribe";
-                if subscribing && !self.streams.subscribe(&ctx.session.id, &uri) {
-                    let limit = portcullis_mcp::server::MAX_SUBSCRIPTIONS;
-                    return Err(
-                        RpcError::new(INVALID_PARAMS, format!("at most {limit} subscriptions per session")).into()
-                    );
-                }
-                let result = self.forward(&member, &req.method, params, &ctx.peer).await;
-                if subscribing && result.is_err() {
-                    self.streams.unsubscribe(&ctx.session.id, &uri);
-                }
-                let result = result?;
                 match req.method.as_str() {
-                    "resources/read" => return Ok(map_contents_uris(&member, result)),
-                    "resources/subscribe" => {}
-                    _ => self.streams.unsubscribe(&ctx.session.id, &uri),
+                    "resources/read" => {
+                        let result = self.forward(&member, "resources/read", params, &ctx.peer).await?;
+                        Ok(map_contents_uris(&member, result))
+                    }
+                    "resources/subscribe" => self.subscribe(&member, &uri, params, ctx).await,
+                    _ => {
+                        self.unsubscribe(&member, &uri, &ctx.session.id, params).await;
+                        Ok(empty_object())
+                    }
                 }
-                Ok(result)
             }
             "completion/complete" => {
                 let mut reference = params
@@ -170,6 +165,50 @@ impl Gateway {
             }
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}")).into()),
         }
+    }
+
+    /// Many clients share one upstream session, so the upstream is asked to watch a resource
+    /// when its first subscriber arrives and told to stop when the last one leaves.
+    async fn subscribe(
+        &self,
+        member: &Member,
+        uri: &str,
+        params: RawObject,
+        ctx: &RequestContext,
+    ) -> Result<Box<RawValue>, ErrorOut> {
+        let Some(new) = self.streams.subscribe(&ctx.session.id, uri) else {
+            let limit = portcullis_mcp::server::MAX_SUBSCRIPTIONS;
+            return Err(RpcError::new(INVALID_PARAMS, format!("at most {limit} subscriptions per session")).into());
+        };
+        if !new || self.watch(uri, 1) > 1 {
+            return Ok(empty_object());
+        }
+        let result = self.forward(member, "resources/subscribe", params, &ctx.peer).await;
+        if result.is_err() {
+            self.streams.unsubscribe(&ctx.session.id, uri);
+            self.watch(uri, -1);
+        }
+        result
+    }
+
+    async fn unsubscribe(&self, member: &Member, uri: &str, session: &str, params: RawObject) {
+        if self.streams.unsubscribe(session, uri) && self.watch(uri, -1) == 0 {
+            if let Err(e) = member.upstream.request("resources/unsubscribe", Some(params.to_raw()), None).await {
+                tracing::debug!(server = %member.name, error = %e, "resources/unsubscribe not forwarded");
+            }
+        }
+    }
+
+    /// Adjusts the number of sessions watching a federated URI; returns the new count.
+    fn watch(&self, uri: &str, delta: isize) -> usize {
+        let mut watchers = portcullis_mcp::peer::lock(&self.watchers);
+        let count = watchers.entry(uri.to_owned()).or_default();
+        *count = count.saturating_add_signed(delta);
+        let now = *count;
+        if now == 0 {
+            watchers.remove(uri);
+        }
+        now
     }
 
     /// Sends a request to an upstream; its result or error comes back verbatim.
@@ -368,7 +407,17 @@ impl Handler for Gateway {
     }
 
     fn session_closed(&self, session: &SessionInfo) {
-        self.streams.forget(&session.id);
+        let fed = self.federation();
+        for uri in self.streams.forget(&session.id) {
+            if self.watch(&uri, -1) > 0 {
+                continue;
+            }
+            let Some((member, upstream_uri)) = fed.route_uri(&uri) else { continue };
+            let (member, params) = (member.clone(), to_raw(&json!({ "uri": upstream_uri })));
+            tokio::spawn(async move {
+                let _ = member.upstream.request("resources/unsubscribe", Some(params), None).await;
+            });
+        }
     }
 
     /// A client's roots changed: every upstream may have asked for them, so tell them all.

@@ -668,6 +668,9 @@ async fn resource_updates_reach_only_the_sessions_subscribed() {
     let mut a_stream = a.open_stream().await;
     let mut b_stream = b.open_stream().await;
     a.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();
+    // B's subscription comes and goes; the upstream keeps watching for A.
+    b.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();
+    b.request("resources/unsubscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();
     b.request("tools/call", json!({ "name": "demo__test_update_resource", "arguments": {} })).await.result();
     // A fence every stream receives: whatever B got before it was sent before it.
     b.request("tools/call", json!({ "name": "demo__test_trigger_prompt_change", "arguments": {} })).await.result();
@@ -678,7 +681,7 @@ async fn resource_updates_reach_only_the_sessions_subscribed() {
     };
     assert_eq!(updates(&got_a).len(), 1, "{got_a:?}");
     assert_eq!(updates(&got_a)[0]["params"]["uri"], "demo+test://watched-resource");
-    assert!(updates(&got_b).is_empty(), "B did not subscribe: {got_b:?}");
+    assert!(updates(&got_b).is_empty(), "B unsubscribed: {got_b:?}");
     gw.server.shutdown().await.unwrap();
 }
 

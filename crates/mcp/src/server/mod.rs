@@ -184,27 +184,26 @@ impl Streams {
         lock(&self.open).remove(session);
     }
 
-    /// Records a legacy session's `resources/subscribe` (up to [`MAX_SUBSCRIPTIONS`] each).
-    pub fn subscribe(&self, session: &str, uri: &str) -> bool {
+    /// Records a legacy session's `resources/subscribe` (up to [`MAX_SUBSCRIPTIONS`] each):
+    /// `None` at the limit, else whether the subscription is new for this session.
+    pub fn subscribe(&self, session: &str, uri: &str) -> Option<bool> {
         let mut subs = lock(&self.subscriptions);
         let uris = subs.entry(session.to_owned()).or_default();
         if uris.len() >= MAX_SUBSCRIPTIONS && !uris.contains(uri) {
-            return false;
+            return None;
         }
-        uris.insert(uri.to_owned());
-        true
+        Some(uris.insert(uri.to_owned()))
     }
 
-    pub fn unsubscribe(&self, session: &str, uri: &str) {
-        if let Some(uris) = lock(&self.subscriptions).get_mut(session) {
-            uris.remove(uri);
-        }
+    /// Whether the session was subscribed.
+    pub fn unsubscribe(&self, session: &str, uri: &str) -> bool {
+        lock(&self.subscriptions).get_mut(session).is_some_and(|uris| uris.remove(uri))
     }
 
-    /// Forgets a session's subscriptions and journal (it ended).
-    pub fn forget(&self, session: &str) {
-        lock(&self.subscriptions).remove(session);
+    /// Forgets a session's subscriptions and journal (it ended); returns what it was subscribed to.
+    pub fn forget(&self, session: &str) -> Vec<String> {
         lock(&self.journals).remove(session);
+        lock(&self.subscriptions).remove(session).map(|uris| uris.into_iter().collect()).unwrap_or_default()
     }
 
     /// Sends a notification to every connected client that wants it. Resource updates go
