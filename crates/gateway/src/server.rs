@@ -39,6 +39,8 @@ pub struct Core {
     pub streams: Arc<Streams>,
     http: reqwest::Client,
     config_path: Option<PathBuf>,
+    /// The HTTP door's allowed origins, updated on reload (unset for stdio).
+    origins: std::sync::OnceLock<Arc<arc_swap::ArcSwap<Vec<String>>>>,
 }
 
 impl Core {
@@ -52,7 +54,13 @@ impl Core {
             .build()
             .unwrap_or_default();
         let federation = Federation::build(Arc::new(config), None, &streams, &http);
-        Arc::new(Core { gateway: Arc::new(Gateway::new(federation, streams.clone())), streams, http, config_path })
+        Arc::new(Core {
+            gateway: Arc::new(Gateway::new(federation, streams.clone())),
+            streams,
+            http,
+            config_path,
+            origins: std::sync::OnceLock::new(),
+        })
     }
 
     /// Applies a new config: unchanged upstreams keep their connections; in-flight calls
@@ -62,10 +70,11 @@ impl Core {
         if old.config.listen != config.listen {
             tracing::warn!(old = %old.config.listen, new = %config.listen, "`listen` changes take effect after a restart");
         }
-        if old.config.http.allowed_origins != config.http.allowed_origins
-            || old.config.http.max_body_bytes != config.http.max_body_bytes
-        {
-            tracing::warn!("`http.allowed_origins` and `http.max_body_bytes` changes take effect after a restart");
+        if old.config.http.max_body_bytes != config.http.max_body_bytes {
+            tracing::warn!("`http.max_body_bytes` changes take effect after a restart");
+        }
+        if let Some(origins) = self.origins.get() {
+            origins.store(Arc::new(config.http.allowed_origins.clone()));
         }
         if old.config.sessions != config.sessions {
             tracing::warn!("`sessions` changes take effect after a restart");
@@ -199,11 +208,13 @@ pub async fn serve_http(
 ) -> Result<RunningServer, StartError> {
     let addr = listen.unwrap_or(config.listen);
     let codec = Arc::new(session_codec(&config)?);
-    let options = HttpOptions { allowed_origins: config.http.allowed_origins.clone(), ..HttpOptions::default() };
+    let options = HttpOptions::default();
+    options.allowed_origins.store(Arc::new(config.http.allowed_origins.clone()));
     let max_body = config.http.max_body_bytes;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let core = Core::start(config, config_path);
+    let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), max_body);
     let stop = CancellationToken::new();

@@ -435,7 +435,11 @@ async fn config_edits_apply_without_restart_and_broken_edits_are_rejected() {
     let (gw, path) = Gateway::start_file(ONE_DEMO, BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
     assert!(tool_names(c.request("tools/list", json!({})).await.result()).contains(&"demo__echo".to_owned()));
-    let renamed = ONE_DEMO.replace("{bin}", BIN) + "    prefix: renamed\n";
+    let app = [("origin", "https://app.example.com")];
+    let ping = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+    assert_eq!(c.post_with(ping, &app).await.status, 403);
+    let renamed = ONE_DEMO.replace("{bin}", BIN)
+        + "    prefix: renamed\nhttp:\n  allowed_origins: [\"https://app.example.com\"]\n";
     std::fs::write(&path, renamed).unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -446,6 +450,7 @@ async fn config_edits_apply_without_restart_and_broken_edits_are_rejected() {
         assert!(Instant::now() < deadline, "reload not applied: {names:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(c.post_with(ping, &app).await.status, 200, "allowed origins follow the reload");
     std::fs::write(&path, "servers:\n  demo:\n    stdoi: {}\n").unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let names = tool_names(c.request("tools/list", json!({})).await.result());

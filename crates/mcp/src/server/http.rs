@@ -35,15 +35,16 @@ pub const VERSION_HEADER: &str = "mcp-protocol-version";
 /// Limits and checks of the HTTP front door.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// `Origin` values accepted besides loopback ones (e.g. `https://app.example.com`).
-    pub allowed_origins: Vec<String>,
+    /// `Origin` values accepted besides loopback ones (e.g. `https://app.example.com`);
+    /// shared so a config reload can change them.
+    pub allowed_origins: Arc<arc_swap::ArcSwap<Vec<String>>>,
     /// Interval of SSE keep-alive comments on long streams.
     pub keep_alive: Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions { allowed_origins: Vec::new(), keep_alive: Duration::from_secs(15) }
+        HttpOptions { allowed_origins: Arc::default(), keep_alive: Duration::from_secs(15) }
     }
 }
 
@@ -352,7 +353,7 @@ impl<H: Handler> McpService<H> {
     /// a loopback origin or one of the configured ones.
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), Rejection> {
         let Some(origin) = header_str(headers, "origin") else { return Ok(()) };
-        if origin_is_loopback(origin) || self.options.allowed_origins.iter().any(|o| o == origin) {
+        if origin_is_loopback(origin) || self.options.allowed_origins.load().iter().any(|o| o == origin) {
             return Ok(());
         }
         Err(Rejection::Origin)
