@@ -73,6 +73,9 @@ pub struct Member {
     cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
     /// Bumped on every change notice, so a fetch that overlapped one is not cached.
     generation: std::sync::atomic::AtomicU64,
+    /// Upstream resource URI -> sessions subscribed to it. The shared upstream session is
+    /// subscribed once, and again after a reconnect.
+    watchers: Mutex<HashMap<String, usize>>,
 }
 
 impl Member {
@@ -106,6 +109,32 @@ impl Member {
             cache.insert(list, items.clone());
         }
         Ok(items)
+    }
+
+    /// Adjusts the number of sessions watching an upstream URI; returns the new count.
+    pub fn watch(&self, uri: &str, delta: isize) -> usize {
+        let mut watchers = lock(&self.watchers);
+        let count = watchers.entry(uri.to_owned()).or_default();
+        *count = count.saturating_add_signed(delta);
+        let now = *count;
+        if now == 0 {
+            watchers.remove(uri);
+        }
+        now
+    }
+
+    /// Subscribes the new upstream session to everything clients were watching.
+    fn resubscribe(self: &Arc<Self>) {
+        let uris: Vec<String> = lock(&self.watchers).keys().cloned().collect();
+        for uri in uris {
+            let member = self.clone();
+            tokio::spawn(async move {
+                let params = to_raw(&serde_json::json!({ "uri": uri }));
+                if let Err(e) = member.upstream.request("resources/subscribe", Some(params), None).await {
+                    tracing::warn!(server = %member.name, error = %e, "could not renew a resource subscription");
+                }
+            });
+        }
     }
 
     fn invalidate(&self, kind: ListKind) {
@@ -209,6 +238,7 @@ impl Federation {
                 upstream,
                 cache: Mutex::default(),
                 generation: Default::default(),
+                watchers: Mutex::default(),
             });
             spawn_event_listener(member.clone(), streams.clone());
             members.push(member);
@@ -287,6 +317,7 @@ fn spawn_event_listener(member: Arc<Member>, streams: Arc<Streams>) {
                     let params = serde_json::json!({ "uri": Federation::uri_of(&member, &uri) });
                     streams.broadcast("notifications/resources/updated", Some(&to_raw(&params)));
                 }
+                UpstreamEvent::Reconnected => member.resubscribe(),
                 UpstreamEvent::Log(params) => {
                     tracing::info!(target: "portcullis::upstream", server = %member.name, "log: {}", params.get());
                 }

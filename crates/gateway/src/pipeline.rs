@@ -23,8 +23,6 @@ use std::sync::Arc;
 pub struct Gateway {
     federation: ArcSwap<Federation>,
     streams: Arc<Streams>,
-    /// Federated resource URI -> sessions subscribed to it (the upstream is subscribed once).
-    watchers: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// What one endpoint exposes: everything, or a virtual server's subset.
@@ -35,7 +33,7 @@ enum View<'a> {
 
 impl Gateway {
     pub fn new(federation: Federation, streams: Arc<Streams>) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams, watchers: Default::default() }
+        Gateway { federation: ArcSwap::from_pointee(federation), streams }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -180,35 +178,25 @@ impl Gateway {
             let limit = portcullis_mcp::server::MAX_SUBSCRIPTIONS;
             return Err(RpcError::new(INVALID_PARAMS, format!("at most {limit} subscriptions per session")).into());
         };
-        if !new || self.watch(uri, 1) > 1 {
+        let upstream_uri = params.get_str("uri").unwrap_or_default();
+        if !new || member.watch(&upstream_uri, 1) > 1 {
             return Ok(empty_object());
         }
         let result = self.forward(member, "resources/subscribe", params, &ctx.peer).await;
         if result.is_err() {
             self.streams.unsubscribe(&ctx.session.id, uri);
-            self.watch(uri, -1);
+            member.watch(&upstream_uri, -1);
         }
         result
     }
 
     async fn unsubscribe(&self, member: &Member, uri: &str, session: &str, params: RawObject) {
-        if self.streams.unsubscribe(session, uri) && self.watch(uri, -1) == 0 {
+        let upstream_uri = params.get_str("uri").unwrap_or_default();
+        if self.streams.unsubscribe(session, uri) && member.watch(&upstream_uri, -1) == 0 {
             if let Err(e) = member.upstream.request("resources/unsubscribe", Some(params.to_raw()), None).await {
                 tracing::debug!(server = %member.name, error = %e, "resources/unsubscribe not forwarded");
             }
         }
-    }
-
-    /// Adjusts the number of sessions watching a federated URI; returns the new count.
-    fn watch(&self, uri: &str, delta: isize) -> usize {
-        let mut watchers = portcullis_mcp::peer::lock(&self.watchers);
-        let count = watchers.entry(uri.to_owned()).or_default();
-        *count = count.saturating_add_signed(delta);
-        let now = *count;
-        if now == 0 {
-            watchers.remove(uri);
-        }
-        now
     }
 
     /// Sends a request to an upstream; its result or error comes back verbatim.
@@ -409,10 +397,10 @@ impl Handler for Gateway {
     fn session_closed(&self, session: &SessionInfo) {
         let fed = self.federation();
         for uri in self.streams.forget(&session.id) {
-            if self.watch(&uri, -1) > 0 {
+            let Some((member, upstream_uri)) = fed.route_uri(&uri) else { continue };
+            if member.watch(upstream_uri, -1) > 0 {
                 continue;
             }
-            let Some((member, upstream_uri)) = fed.route_uri(&uri) else { continue };
             let (member, params) = (member.clone(), to_raw(&json!({ "uri": upstream_uri })));
             tokio::spawn(async move {
                 let _ = member.upstream.request("resources/unsubscribe", Some(params), None).await;

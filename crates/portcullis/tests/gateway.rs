@@ -752,3 +752,36 @@ async fn a_cancelled_request_ends_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn subscriptions_survive_an_upstream_restart() {
+    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    let mut a = Client::connect(&gw.url, json!({})).await;
+    let mut stream = a.open_stream().await;
+    a.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();
+    a.request("tools/call", json!({ "name": "demo__exit_process", "arguments": {} })).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = a.request("tools/call", json!({ "name": "demo__echo", "arguments": { "message": "up" } })).await;
+        if r.response().get("result").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not restarted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The gateway renews the subscription on the new upstream session in the background.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.request("tools/call", json!({ "name": "demo__test_update_resource", "arguments": {} })).await.result();
+    a.request("tools/call", json!({ "name": "demo__test_trigger_prompt_change", "arguments": {} })).await.result();
+    let mut seen = Vec::new();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), stream.recv()).await.unwrap().unwrap();
+        if m["method"] == "notifications/resources/updated" {
+            assert_eq!(m["params"]["uri"], "demo+test://watched-resource");
+            break;
+        }
+        assert!(seen.len() < 50, "no resource update after the restart: {seen:?}");
+        seen.push(m);
+    }
+    gw.server.shutdown().await.unwrap();
+}

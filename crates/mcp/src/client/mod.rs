@@ -303,6 +303,9 @@ impl Upstream {
                     for kind in ListKind::ALL {
                         let _ = self.events.send(UpstreamEvent::ListChanged(kind));
                     }
+                    if self.restarts() > 0 {
+                        let _ = self.events.send(UpstreamEvent::Reconnected);
+                    }
                     tokio::select! {
                         _ = self.shutdown.cancelled() => {
                             // Removed or changed by a reload: calls in flight finish first.

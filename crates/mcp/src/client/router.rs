@@ -38,6 +38,8 @@ pub enum UpstreamEvent {
     ResourceUpdated { uri: String },
     /// A log message not tied to a request in flight.
     Log(Box<RawValue>),
+    /// A new connection replaced a lost one: per-connection state (subscriptions) is gone.
+    Reconnected,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
