@@ -186,56 +186,20 @@ async fn sampling_requests_go_back_to_the_client_that_caused_them() {
 }
 
 async fn sampling_round_trip(config: &str) {
-    use futures_util::StreamExt;
     let gw = Gateway::start(config, BIN).await;
     let c = Client::connect(&gw.url, json!({ "sampling": {} })).await;
-    let session = c.session.clone().unwrap();
-    let resp = c
-        .http
-        .post(&gw.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .body(
-            json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call",
-                      "params": { "name": "demo__test_sampling", "arguments": { "prompt": "2+2?" } } })
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = resp.bytes_stream();
-    let mut buf = String::new();
-    let mut answered = false;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let final_text = loop {
-        assert!(Instant::now() < deadline, "no answer: {buf}");
-        let chunk = tokio::time::timeout(Duration::from_secs(20), body.next()).await.unwrap().unwrap().unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        let mut found = None;
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
-                continue;
-            };
-            let msg: Value = serde_json::from_str(data).unwrap();
-            if msg["method"] == "sampling/createMessage" {
-                assert_eq!(msg["params"]["messages"][0]["content"]["text"], "2+2?");
-                let answer = json!({ "jsonrpc": "2.0", "id": msg["id"], "result": {
-                    "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "m", "stopReason": "endTurn" } });
-                let r = c.post_raw(&answer.to_string()).await;
-                assert_eq!(r.status, 202);
-                answered = true;
-            } else if msg["id"] == 9 {
-                found = Some(msg["result"]["content"][0]["text"].as_str().unwrap().to_owned());
-            }
-        }
-        if let Some(text) = found {
-            break text;
-        }
-    };
-    assert!(answered);
-    assert_eq!(final_text, "LLM response: 4");
+    let call = json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                       "params": { "name": "demo__test_sampling", "arguments": { "prompt": "2+2?" } } });
+    let mut answer = c.post_stream(&call).await;
+    let ask = answer.next().await;
+    assert_eq!(ask["method"], "sampling/createMessage", "{ask}");
+    assert_eq!(ask["params"]["messages"][0]["content"]["text"], "2+2?");
+    let reply = json!({ "jsonrpc": "2.0", "id": ask["id"], "result": {
+        "role": "assistant", "content": { "type": "text", "text": "4" }, "model": "m", "stopReason": "endTurn" } });
+    assert_eq!(c.post_raw(&reply.to_string()).await.status, 202);
+    let done = answer.next().await;
+    assert_eq!(done["id"], 9);
+    assert_eq!(done["result"]["content"][0]["text"], "LLM response: 4", "{done}");
     gw.server.shutdown().await.unwrap();
 }
 
@@ -590,17 +554,7 @@ async fn a_legacy_client_uses_a_modern_upstream() {
     // The upstream answers input_required; the gateway asks this client and retries.
     let body = json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call",
         "params": { "name": "demo__test_input_required_result_elicitation", "arguments": {} } });
-    let resp = c
-        .http
-        .post(&gw.url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", c.session.clone().unwrap())
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let mut sse = portcullis_testkit::SseReader::new(resp);
+    let mut sse = c.post_stream(&body).await;
     let ask = sse.next().await;
     assert_eq!(ask["method"], "elicitation/create", "{ask}");
     assert_eq!(ask["params"]["message"], "What is your name?");

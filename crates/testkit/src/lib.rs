@@ -158,6 +158,21 @@ impl Client {
         read_reply(resp).await
     }
 
+    /// POSTs a request and reads its answer as it streams (for answers that need the
+    /// client to act before they end: sampling, elicitation).
+    pub async fn post_stream(&self, body: &Value) -> SseReader {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_string());
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        SseReader::new(req.send().await.expect("POST"))
+    }
+
     /// Opens the GET stream as an [`SseReader`], resuming after `last_event_id` if given.
     pub async fn get_stream(&self, last_event_id: Option<&str>) -> SseReader {
         let mut req = self.http.get(&self.url).header("accept", "text/event-stream");
