@@ -115,10 +115,14 @@ impl Member {
     pub fn watch(&self, uri: &str, delta: isize) -> usize {
         let mut watchers = lock(&self.watchers);
         let count = watchers.entry(uri.to_owned()).or_default();
+        let before = *count;
         *count = count.saturating_add_signed(delta);
         let now = *count;
         if now == 0 {
             watchers.remove(uri);
+        }
+        if (before == 0) != (now == 0) {
+            self.upstream.set_watched_resources(watchers.keys().cloned().collect());
         }
         now
     }

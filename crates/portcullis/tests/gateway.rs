@@ -621,7 +621,14 @@ async fn modern_clients_answer_a_legacy_upstreams_requests_through_input_require
 
 #[tokio::test]
 async fn resource_updates_reach_only_the_sessions_subscribed() {
-    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    // A legacy upstream gets resources/subscribe; a 2026-07-28 one a listen for the resource.
+    for config in [LEGACY_DEMO, ONE_DEMO] {
+        resource_updates(config).await;
+    }
+}
+
+async fn resource_updates(config: &str) {
+    let gw = Gateway::start(config, BIN).await;
     let mut a = Client::connect(&gw.url, json!({})).await;
     let mut b = Client::connect(&gw.url, json!({})).await;
     let mut a_stream = a.open_stream().await;
@@ -709,7 +716,13 @@ async fn a_cancelled_request_ends_at_once() {
 
 #[tokio::test]
 async fn subscriptions_survive_an_upstream_restart() {
-    let gw = Gateway::start(LEGACY_DEMO, BIN).await;
+    for config in [LEGACY_DEMO, ONE_DEMO] {
+        subscription_after_restart(config).await;
+    }
+}
+
+async fn subscription_after_restart(config: &str) {
+    let gw = Gateway::start(config, BIN).await;
     let mut a = Client::connect(&gw.url, json!({})).await;
     let mut stream = a.open_stream().await;
     a.request("resources/subscribe", json!({ "uri": "demo+test://watched-resource" })).await.result();

@@ -243,12 +243,24 @@ impl HttpWire {
 
     /// Keeps a 2026-07-28 `subscriptions/listen` stream open for list changes,
     /// re-listening with backoff when it ends.
-    pub(crate) async fn subscribe(self: Arc<Self>, router: Arc<Router>, body: String) {
+    pub(crate) async fn subscribe(
+        self: Arc<Self>,
+        router: Arc<Router>,
+        mut resources: tokio::sync::watch::Receiver<Vec<String>>,
+    ) {
         let mut failures = 0u32;
         while !self.closed.is_cancelled() {
-            let listen = self.post_routed(body.clone(), &router, None, Some(("subscriptions/listen", None)));
+            let params = super::modern::listen_params(&resources.borrow_and_update());
+            let body = crate::jsonrpc::encode_request(
+                &super::router::wire_id(router.next_id()),
+                "subscriptions/listen",
+                Some(&params),
+            );
+            let listen = self.post_routed(body, &router, None, Some(("subscriptions/listen", None)));
+            // A change in the watched resources ends this listen (closing it) and opens a new one.
             let ended = tokio::select! {
                 _ = self.closed.cancelled() => return,
+                _ = resources.changed() => continue,
                 r = listen => r,
             };
             failures = if ended.is_ok() { 0 } else { failures + 1 };

@@ -135,6 +135,8 @@ pub struct Upstream {
     restarts: std::sync::atomic::AtomicU64,
     shutdown: CancellationToken,
     last_info: Mutex<Option<ServerInfo>>,
+    /// Upstream URIs clients watch; a 2026-07-28 connection listens for their updates.
+    resources: watch::Sender<Vec<String>>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -158,6 +160,7 @@ impl Upstream {
             restarts: Default::default(),
             shutdown: CancellationToken::new(),
             last_info: Mutex::new(None),
+            resources: watch::channel(Vec::new()).0,
         });
         tokio::spawn(up.clone().supervise());
         up
@@ -187,6 +190,17 @@ impl Upstream {
 
     pub fn subscribe(&self) -> broadcast::Receiver<UpstreamEvent> {
         self.events.subscribe()
+    }
+
+    /// The resources clients watch on this upstream. A 2026-07-28 upstream is told through
+    /// its listen stream; a legacy one gets `resources/subscribe` calls instead.
+    pub fn set_watched_resources(&self, mut uris: Vec<String>) {
+        uris.sort();
+        self.resources.send_if_modified(|current| {
+            let changed = *current != uris;
+            *current = uris;
+            changed
+        });
     }
 
     /// Stops reconnecting and closes the connection once the requests in flight have ended
@@ -416,24 +430,36 @@ impl Upstream {
                 tokio::spawn(wire.clone().listen(conn.router.clone()));
             }
             (Wire::Http(wire), Era::Modern) => {
-                let body = encode_request(
-                    &wire_id(conn.router.next_id()),
-                    "subscriptions/listen",
-                    Some(&modern::listen_params()),
-                );
-                tokio::spawn(wire.clone().subscribe(conn.router.clone(), body));
+                tokio::spawn(wire.clone().subscribe(conn.router.clone(), self.resources.subscribe()));
             }
             (Wire::Queue, Era::Modern) => {
-                let body = encode_request(
-                    &wire_id(conn.router.next_id()),
-                    "subscriptions/listen",
-                    Some(&modern::listen_params()),
-                );
-                let _ = conn.outbound.send(body);
+                tokio::spawn(listen_queued(conn.clone(), self.resources.subscribe()));
             }
             (Wire::Queue, Era::Legacy) => {}
         }
         Ok(conn)
+    }
+}
+
+/// Keeps one 2026-07-28 listen open on a stdio or SSE upstream; when the watched resources
+/// change, cancels it and listens again.
+async fn listen_queued(conn: Arc<Connection>, mut resources: watch::Receiver<Vec<String>>) {
+    loop {
+        let id = conn.router.next_id();
+        let params = modern::listen_params(&resources.borrow_and_update());
+        if conn.outbound.send(encode_request(&wire_id(id), "subscriptions/listen", Some(&params))).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = conn.closed.cancelled() => return,
+            changed = resources.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let cancel = serde_json::json!({ "requestId": id, "reason": "watched resources changed" });
+                let _ = conn.outbound.send(encode_notification("notifications/cancelled", Some(&to_raw(&cancel))));
+            }
+        }
     }
 }
 

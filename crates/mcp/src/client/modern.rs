@@ -134,9 +134,15 @@ pub(crate) fn discover_params() -> Box<RawValue> {
 }
 
 /// The params of the gateway's own `subscriptions/listen` to an upstream: every list.
-pub(crate) fn listen_params() -> Box<RawValue> {
-    let params = json!({ "notifications": { "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true } });
-    stamp_envelope(Some(to_raw(&params)), None, false)
+/// The gateway's own `subscriptions/listen` to a 2026-07-28 upstream: every list, and the
+/// resources its clients watch (2026-07-28 has no `resources/subscribe`).
+pub(crate) fn listen_params(resources: &[String]) -> Box<RawValue> {
+    let mut notifications =
+        json!({ "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true });
+    if !resources.is_empty() {
+        notifications["resourceSubscriptions"] = json!(resources);
+    }
+    stamp_envelope(Some(to_raw(&json!({ "notifications": notifications }))), None, false)
 }
 
 /// What an `input_required` result asks for.
