@@ -13,7 +13,7 @@ use portcullis_mcp::jsonrpc::{
 };
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
-use portcullis_mcp::protocol::Era;
+use portcullis_mcp::protocol::{era_of, Era};
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -405,6 +405,28 @@ impl Handler for Gateway {
             tokio::spawn(async move {
                 let _ = member.upstream.request("resources/unsubscribe", Some(params), None).await;
             });
+        }
+    }
+
+    /// A 2026-07-28 client's listen watches resources: the upstreams are asked for their
+    /// updates as for a legacy client's `resources/subscribe`.
+    fn watch_resources(&self, uris: &[String], watching: bool) {
+        let fed = self.federation();
+        for uri in uris {
+            let Some((member, upstream_uri)) = fed.route_uri(uri) else { continue };
+            let count = member.watch(upstream_uri, if watching { 1 } else { -1 });
+            let transition = if watching { count == 1 } else { count == 0 };
+            let legacy =
+                member.upstream.server_info().is_some_and(|i| era_of(&i.protocol_version) == Some(Era::Legacy));
+            if transition && legacy {
+                let method = if watching { "resources/subscribe" } else { "resources/unsubscribe" };
+                let (member, params) = (member.clone(), to_raw(&json!({ "uri": upstream_uri })));
+                tokio::spawn(async move {
+                    if let Err(e) = member.upstream.request(method, Some(params), None).await {
+                        tracing::debug!(server = %member.name, error = %e, "{method} not forwarded");
+                    }
+                });
+            }
         }
     }
 

@@ -752,3 +752,38 @@ async fn subscription_after_restart(config: &str) {
     }
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_modern_listen_gets_updates_of_the_resources_it_names() {
+    for config in [LEGACY_DEMO, ONE_DEMO] {
+        let gw = Gateway::start(config, BIN).await;
+        let c = Client::new(&gw.url);
+        let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
+        let listen = json!({ "jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+            "params": { "_meta": meta, "notifications": { "resourceSubscriptions": ["demo+test://watched-resource"] } } });
+        let resp = c
+            .http
+            .post(&gw.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "subscriptions/listen")
+            .body(listen.to_string())
+            .send()
+            .await
+            .unwrap();
+        let mut stream = portcullis_testkit::SseReader::new(resp);
+        let ack = stream.next().await;
+        assert_eq!(ack["params"]["notifications"]["resourceSubscriptions"], json!(["demo+test://watched-resource"]));
+        // The upstream subscription is made in the background.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tool = "demo__test_update_resource";
+        modern(&c, 2, "tools/call", json!({ "name": tool, "arguments": {} }), Some(tool)).await.result();
+        let update = stream.next().await;
+        assert_eq!(update["method"], "notifications/resources/updated", "{update}");
+        assert_eq!(update["params"]["uri"], "demo+test://watched-resource");
+        assert_eq!(update["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7);
+        drop(stream);
+        gw.server.shutdown().await.unwrap();
+    }
+}

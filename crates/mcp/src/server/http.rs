@@ -226,17 +226,19 @@ impl<H: Handler> McpService<H> {
                 "subscriptions/listen answers with SSE: accept text/event-stream",
             );
         }
-        let params = crate::object::RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
-        let filter = modern::ListenFilter::parse(&params);
-        let id_raw = crate::jsonrpc::to_raw(&req.id);
-        let ack = serde_json::json!({ "notifications": filter.to_json() });
-        let ack = modern::stamp_subscription(Some(&crate::jsonrpc::to_raw(&ack)), &id_raw);
+        let (filter, id_raw, ack) = modern::acknowledge(&req);
         let (tx, rx) = mpsc::unbounded_channel::<String>();
-        let _ = tx.send(crate::jsonrpc::encode_notification("notifications/subscriptions/acknowledged", Some(&ack)));
+        let _ = tx.send(ack);
         let key = format!("listen-{}", LISTEN_KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let uris = filter.resource_uris.clone();
+        self.handler.watch_resources(&uris, true);
         self.streams.attach_listen(&key, tx, filter, id_raw);
-        let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx)
-            .map(|msg| Ok::<_, Infallible>(Event::default().data(msg)));
+        // When the client closes the stream, the listen ends: stop watching for it.
+        let guard = ListenGuard { handler: self.handler.clone(), streams: self.streams.clone(), key, uris };
+        let events = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(move |msg| {
+            let _keep = &guard;
+            Ok::<_, Infallible>(Event::default().data(msg))
+        });
         Sse::new(events).keep_alive(KeepAlive::new().interval(self.options.keep_alive)).into_response()
     }
 
@@ -381,6 +383,21 @@ pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize) -> axum:
                 .delete(move |Path(p): Path<String>, h: HeaderMap| f.clone().delete(Some(p.into()), h)),
         )
         .layer(DefaultBodyLimit::max(max_body))
+}
+
+/// Ends a listen's watches when its stream is dropped.
+struct ListenGuard<H: Handler> {
+    handler: Arc<H>,
+    streams: Arc<Streams>,
+    key: String,
+    uris: Vec<String>,
+}
+
+impl<H: Handler> Drop for ListenGuard<H> {
+    fn drop(&mut self) {
+        self.streams.detach(&self.key);
+        self.handler.watch_resources(&self.uris, false);
+    }
 }
 
 /// Which revision's rules shape the answer.

@@ -59,6 +59,9 @@ pub trait Handler: Send + Sync + 'static {
 
     /// A client's session ended (HTTP DELETE, stdio EOF): forget what was kept for it.
     fn session_closed(&self, _session: &SessionInfo) {}
+
+    /// A 2026-07-28 `subscriptions/listen` started (`true`) or stopped watching these resources.
+    fn watch_resources(&self, _uris: &[String], _watching: bool) {}
 }
 
 /// Long-lived streams to connected clients, for messages not tied to a request

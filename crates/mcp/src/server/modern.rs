@@ -300,6 +300,17 @@ impl ListenFilter {
     }
 }
 
+/// Reads a `subscriptions/listen` request: its filter, its id as raw JSON, and the
+/// acknowledgement that must open the stream.
+pub fn acknowledge(req: &Request) -> (ListenFilter, Box<RawValue>, String) {
+    let params = RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
+    let filter = ListenFilter::parse(&params);
+    let id = crate::jsonrpc::to_raw(&req.id);
+    let ack = stamp_subscription(Some(&crate::jsonrpc::to_raw(&json!({ "notifications": filter.to_json() }))), &id);
+    let message = crate::jsonrpc::encode_notification("notifications/subscriptions/acknowledged", Some(&ack));
+    (filter, id, message)
+}
+
 /// Adds `_meta.subscriptionId` to a notification's params.
 pub fn stamp_subscription(params: Option<&RawValue>, subscription: &RawValue) -> Box<RawValue> {
     let mut obj = params.and_then(|p| RawObject::parse(p, "params").ok()).unwrap_or_default();

@@ -1,7 +1,6 @@
 //! The stdio transport, server side: one client, one session, newline-delimited JSON-RPC.
 
 use super::{deferred, modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
-use crate::jsonrpc::encode_notification;
 use crate::jsonrpc::{encode_error, encode_response, Id, Message, RpcError, INVALID_REQUEST};
 use crate::object::RawObject;
 use crate::peer::{lock, Peer, PendingRequests};
@@ -35,7 +34,7 @@ where
     let running: Arc<Mutex<HashMap<Id, CancellationToken>>> = Default::default();
     let mut session: Option<Arc<SessionInfo>> = None;
     // 2026-07-28: open listens (request id -> stream key) and requests parked on input_required.
-    let mut listens: HashMap<Id, String> = HashMap::new();
+    let mut listens: HashMap<Id, (String, Vec<String>)> = HashMap::new();
     let lot = Arc::new(deferred::ParkingLot::new(std::time::Duration::from_secs(300)));
     let mut frames = FramedRead::new(input, LinesCodec::new_with_max_length(max_line));
 
@@ -75,8 +74,9 @@ where
                             token.cancel();
                         }
                         // Ending a 2026-07-28 listen: its response closes it.
-                        if let Some(key) = listens.remove(&id) {
+                        if let Some((key, uris)) = listens.remove(&id) {
                             streams.detach(&key);
+                            handler.watch_resources(&uris, false);
                             let result = serde_json::json!({ "resultType": "complete",
                                 "_meta": { modern::META_SUBSCRIPTION_ID: crate::jsonrpc::to_raw(&id) } });
                             let _ = tx.send(encode_response(Some(&id), Ok(&crate::jsonrpc::to_raw(&result))));
@@ -98,15 +98,12 @@ where
                     }
                 };
                 if req.method == "subscriptions/listen" {
-                    let params = RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
-                    let filter = modern::ListenFilter::parse(&params);
-                    let id_raw = crate::jsonrpc::to_raw(&req.id);
-                    let ack = serde_json::json!({ "notifications": filter.to_json() });
-                    let ack = modern::stamp_subscription(Some(&crate::jsonrpc::to_raw(&ack)), &id_raw);
-                    let _ = tx.send(encode_notification("notifications/subscriptions/acknowledged", Some(&ack)));
+                    let (filter, id_raw, ack) = modern::acknowledge(&req);
+                    let _ = tx.send(ack);
                     let key = format!("{stream_id}-listen-{}", req.id.as_json());
+                    handler.watch_resources(&filter.resource_uris, true);
+                    listens.insert(req.id.clone(), (key.clone(), filter.resource_uris.clone()));
                     streams.attach_listen(&key, tx.clone(), filter, id_raw);
-                    listens.insert(req.id.clone(), key);
                     continue;
                 }
                 let method = req.method.clone();
@@ -193,8 +190,9 @@ where
         }
     }
     streams.detach(&stream_id);
-    for key in listens.values() {
+    for (key, uris) in listens.values() {
         streams.detach(key);
+        handler.watch_resources(uris, false);
     }
     if let Some(s) = &session {
         handler.session_closed(s);
