@@ -506,16 +506,14 @@ async fn modern_clients_are_served_statelessly_by_a_legacy_upstream() {
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn subscriptions_listen_delivers_only_what_was_asked_for() {
-    let gw = Gateway::start(ONE_DEMO, BIN).await;
-    let c = Client::new(&gw.url);
+/// Opens a 2026-07-28 `subscriptions/listen` stream asking for `notifications`.
+async fn open_listen(c: &Client, id: Value, notifications: Value) -> portcullis_testkit::SseReader {
     let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
-    let listen = json!({ "jsonrpc": "2.0", "id": "L1", "method": "subscriptions/listen",
-        "params": { "_meta": meta, "notifications": { "toolsListChanged": true } } });
+    let listen = json!({ "jsonrpc": "2.0", "id": id, "method": "subscriptions/listen",
+        "params": { "_meta": meta, "notifications": notifications } });
     let resp = c
         .http
-        .post(&gw.url)
+        .post(&c.url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
@@ -524,7 +522,14 @@ async fn subscriptions_listen_delivers_only_what_was_asked_for() {
         .send()
         .await
         .unwrap();
-    let mut stream = portcullis_testkit::SseReader::new(resp);
+    portcullis_testkit::SseReader::new(resp)
+}
+
+#[tokio::test]
+async fn subscriptions_listen_delivers_only_what_was_asked_for() {
+    let gw = Gateway::start(ONE_DEMO, BIN).await;
+    let c = Client::new(&gw.url);
+    let mut stream = open_listen(&c, json!("L1"), json!({ "toolsListChanged": true })).await;
     let ack = stream.next().await;
     assert_eq!(ack["method"], "notifications/subscriptions/acknowledged");
     assert_eq!(ack["params"]["notifications"], json!({ "toolsListChanged": true }));
@@ -758,21 +763,8 @@ async fn a_modern_listen_gets_updates_of_the_resources_it_names() {
     for config in [LEGACY_DEMO, ONE_DEMO] {
         let gw = Gateway::start(config, BIN).await;
         let c = Client::new(&gw.url);
-        let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} });
-        let listen = json!({ "jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
-            "params": { "_meta": meta, "notifications": { "resourceSubscriptions": ["demo+test://watched-resource"] } } });
-        let resp = c
-            .http
-            .post(&gw.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "subscriptions/listen")
-            .body(listen.to_string())
-            .send()
-            .await
-            .unwrap();
-        let mut stream = portcullis_testkit::SseReader::new(resp);
+        let wanted = json!({ "resourceSubscriptions": ["demo+test://watched-resource"] });
+        let mut stream = open_listen(&c, json!(7), wanted).await;
         let ack = stream.next().await;
         assert_eq!(ack["params"]["notifications"]["resourceSubscriptions"], json!(["demo+test://watched-resource"]));
         // The upstream subscription is made in the background.
