@@ -9,6 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Every request allocates and frees many small buffers; mimalloc does that with less
+/// contention between worker threads than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Portcullis: a security gateway for AI agents.
 #[derive(Parser)]
 #[command(name = "portcullis", version, about)]
