@@ -334,7 +334,8 @@ pub fn http_app() -> axum::Router {
     let server = Arc::new(DemoServer::new(streams.clone()));
     let codec = Arc::new(SessionCodec::ephemeral(0));
     let service = Arc::new(McpService::new(server, codec, streams, HttpOptions::default()));
-    routes(service, 4 << 20)
+    // The demo server has no named endpoints.
+    routes(service, 4 << 20, Arc::new(|_: &str| false))
 }
 
 /// Serves the demo server over Streamable HTTP until the process ends.

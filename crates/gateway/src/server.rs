@@ -4,15 +4,14 @@
 use crate::config::{Config, ConfigError};
 use crate::federation::Federation;
 use crate::pipeline::Gateway;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Json;
 use base64::Engine;
 use portcullis_mcp::client::{Health, ListKind};
-use portcullis_mcp::server::http::{HttpOptions, McpService};
+use portcullis_mcp::server::http::{routes, Endpoints, HttpOptions, McpService};
 use portcullis_mcp::server::session::SessionCodec;
 use portcullis_mcp::server::Streams;
 use serde_json::json;
@@ -245,62 +244,18 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
     core.shutdown();
 }
 
-#[derive(Clone)]
-struct AppState {
-    service: Arc<Service>,
-    core: Arc<Core>,
-}
-
 fn app(service: Arc<Service>, core: Arc<Core>, max_body: usize) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/mcp",
-            post(|State(s): State<AppState>, h: HeaderMap, body: Bytes| async move { s.service.post(None, h, body).await })
-                .get(|State(s): State<AppState>, h: HeaderMap| async move { s.service.get(None, h).await })
-                .delete(|State(s): State<AppState>, h: HeaderMap| async move { s.service.delete(None, h).await }),
-        )
-        .route(
-            "/mcp/{endpoint}",
-            post(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap, body: Bytes| async move {
-                match s.virtual_endpoint(&e) {
-                    Some(e) => s.service.post(Some(e), h, body).await,
-                    None => unknown_endpoint(&e),
-                }
-            })
-            .get(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap| async move {
-                match s.virtual_endpoint(&e) {
-                    Some(e) => s.service.get(Some(e), h).await,
-                    None => unknown_endpoint(&e),
-                }
-            })
-            .delete(|State(s): State<AppState>, UrlPath(e): UrlPath<String>, h: HeaderMap| async move {
-                match s.virtual_endpoint(&e) {
-                    Some(e) => s.service.delete(Some(e), h).await,
-                    None => unknown_endpoint(&e),
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .layer(axum::extract::DefaultBodyLimit::max(max_body))
-        .with_state(AppState { service, core })
-}
-
-impl AppState {
-    fn virtual_endpoint(&self, name: &str) -> Option<Arc<str>> {
-        self.core.gateway.federation().virtual_servers.contains_key(name).then(|| name.into())
-    }
-}
-
-fn unknown_endpoint(name: &str) -> Response {
-    (StatusCode::NOT_FOUND, format!("no virtual server named `{name}`; see `virtual_servers` in the config"))
-        .into_response()
+    let gateway = core.gateway.clone();
+    let virtual_servers: Endpoints = Arc::new(move |name| gateway.federation().virtual_servers.contains_key(name));
+    routes(service, max_body, virtual_servers).merge(
+        axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(core),
+    )
 }
 
 /// Ready once every upstream has finished its first connection attempt; lists each
 /// upstream's health. A down upstream does not make the gateway unready: the others serve.
-async fn readyz(State(s): State<AppState>) -> Response {
-    let fed = s.core.gateway.federation();
+async fn readyz(State(core): State<Arc<Core>>) -> Response {
+    let fed = core.gateway.federation();
     let mut servers = serde_json::Map::new();
     let mut starting = false;
     let mut down = 0;

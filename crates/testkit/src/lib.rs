@@ -142,35 +142,30 @@ impl Client {
     }
 
     pub async fn post_with(&self, body: &str, headers: &[(&str, &str)]) -> Reply {
+        read_reply(self.send_post(body.to_owned(), headers).await).await
+    }
+
+    /// POSTs a request and reads its answer as it streams (for answers that need the
+    /// client to act before they end: sampling, elicitation).
+    pub async fn post_stream(&self, body: &Value) -> SseReader {
+        SseReader::new(self.send_post(body.to_string(), &[]).await)
+    }
+
+    /// A POST as MCP clients send it: JSON body, both answer types accepted, the session id.
+    async fn send_post(&self, body: String, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut req = self
             .http
             .post(&self.url)
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream")
-            .body(body.to_owned());
+            .body(body);
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
         }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().await.expect("POST");
-        read_reply(resp).await
-    }
-
-    /// POSTs a request and reads its answer as it streams (for answers that need the
-    /// client to act before they end: sampling, elicitation).
-    pub async fn post_stream(&self, body: &Value) -> SseReader {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .body(body.to_string());
-        if let Some(s) = &self.session {
-            req = req.header("mcp-session-id", s);
-        }
-        SseReader::new(req.send().await.expect("POST"))
+        req.send().await.expect("POST")
     }
 
     /// Opens the GET stream as an [`SseReader`], resuming after `last_event_id` if given.

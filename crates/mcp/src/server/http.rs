@@ -77,10 +77,6 @@ impl<H: Handler> McpService<H> {
         }
     }
 
-    pub fn handler(&self) -> &Arc<H> {
-        &self.handler
-    }
-
     /// `POST /mcp`: one JSON-RPC message.
     pub async fn post(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap, body: Bytes) -> Response {
         if let Err(rejection) = self.check_origin(&headers) {
@@ -362,27 +358,56 @@ impl<H: Handler> McpService<H> {
     }
 }
 
+/// Which named endpoints (`/mcp/{endpoint}`) exist right now; asked on every request so
+/// configuration reloads take effect.
+pub type Endpoints = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+struct Mount<H> {
+    service: Arc<McpService<H>>,
+    endpoints: Endpoints,
+}
+
+impl<H: Handler> Mount<H> {
+    /// The endpoint named in the path (`None` for `/mcp`), if it exists.
+    fn endpoint(&self, path: Option<axum::extract::Path<String>>) -> Result<Option<Arc<str>>, Rejection> {
+        match path {
+            None => Ok(None),
+            Some(axum::extract::Path(name)) if (self.endpoints)(&name) => Ok(Some(name.into())),
+            Some(_) => Err(Rejection::UnknownEndpoint),
+        }
+    }
+}
+
 /// Mounts an [`McpService`] at `/mcp` (the whole server) and `/mcp/{endpoint}` (a named
 /// subset, e.g. a virtual server), with the request body limited to `max_body` bytes.
-pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize) -> axum::Router {
-    use axum::extract::{DefaultBodyLimit, Path};
+pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize, endpoints: Endpoints) -> axum::Router {
+    use axum::extract::{DefaultBodyLimit, Path, State};
     use axum::routing::post;
-    let (a, b, c) = (service.clone(), service.clone(), service.clone());
-    let (d, e, f) = (service.clone(), service.clone(), service);
+    type S<H> = State<Arc<Mount<H>>>;
+    async fn post_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap, body: Bytes) -> Response {
+        match m.endpoint(p) {
+            Ok(e) => m.service.clone().post(e, h, body).await,
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+    async fn get_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap) -> Response {
+        match m.endpoint(p) {
+            Ok(e) => m.service.clone().get(e, h).await,
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+    async fn delete_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap) -> Response {
+        match m.endpoint(p) {
+            Ok(e) => m.service.clone().delete(e, h).await,
+            Err(rejection) => rejection.into_response(),
+        }
+    }
+    let methods = || post(post_at::<H>).get(get_at::<H>).delete(delete_at::<H>);
     axum::Router::new()
-        .route(
-            "/mcp",
-            post(move |h: HeaderMap, body: Bytes| a.clone().post(None, h, body))
-                .get(move |h: HeaderMap| b.clone().get(None, h))
-                .delete(move |h: HeaderMap| c.clone().delete(None, h)),
-        )
-        .route(
-            "/mcp/{endpoint}",
-            post(move |Path(p): Path<String>, h: HeaderMap, body: Bytes| d.clone().post(Some(p.into()), h, body))
-                .get(move |Path(p): Path<String>, h: HeaderMap| e.clone().get(Some(p.into()), h))
-                .delete(move |Path(p): Path<String>, h: HeaderMap| f.clone().delete(Some(p.into()), h)),
-        )
+        .route("/mcp", methods())
+        .route("/mcp/{endpoint}", methods())
         .layer(DefaultBodyLimit::max(max_body))
+        .with_state(Arc::new(Mount { service, endpoints }))
 }
 
 /// Ends a listen's watches when its stream is dropped.
@@ -439,6 +464,7 @@ enum Rejection {
     NoSession,
     Session(SessionRejection),
     OtherEndpoint,
+    UnknownEndpoint,
 }
 
 impl IntoResponse for Rejection {
@@ -467,6 +493,10 @@ impl IntoResponse for Rejection {
                 not_found("Session not found: the session expired; send `initialize` again")
             }
             Rejection::OtherEndpoint => not_found("Session not found: this session belongs to another endpoint"),
+            Rejection::UnknownEndpoint => plain(
+                StatusCode::NOT_FOUND,
+                "no such endpoint: /mcp/<name> serves the virtual servers configured under `virtual_servers`",
+            ),
         }
     }
 }

@@ -236,31 +236,9 @@ impl Streams {
         });
     }
 
-    /// Sends a notification to one session; false if it has no open stream.
-    pub fn send(&self, session: &str, method: &str, params: Option<&RawValue>) -> bool {
-        let msg = encode_notification(method, params);
-        let mut open = lock(&self.open);
-        match open.get(session) {
-            Some(sink) if self.deliver(session, &sink.tx, &msg) => true,
-            Some(_) => {
-                open.remove(session);
-                false
-            }
-            None => false,
-        }
-    }
-
     /// Ends every stream (on shutdown, so graceful shutdown does not wait on them).
     pub fn close_all(&self) {
         lock(&self.open).clear();
-    }
-
-    pub fn len(&self) -> usize {
-        lock(&self.open).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
