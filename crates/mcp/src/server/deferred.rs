@@ -38,6 +38,11 @@ pub fn may_defer(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read")
 }
 
+/// Whether a request may be the retry of a parked one (cheap: most requests carry no state).
+pub fn may_resume(method: &str, params: Option<&RawValue>) -> bool {
+    may_defer(method) && params.is_some_and(|p| p.get().contains("requestState"))
+}
+
 /// A question put to the client, and where its answer goes.
 pub struct Waiting {
     request: Value,

@@ -194,7 +194,7 @@ impl<H: Handler> McpService<H> {
         if req.method == "subscriptions/listen" {
             return self.listen(req, headers);
         }
-        if deferred::may_defer(&req.method) {
+        if deferred::may_resume(&req.method, req.params.as_deref()) {
             let params = crate::object::RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
             match self.lot.resume(&req.method, &params) {
                 None => {}

@@ -108,7 +108,7 @@ where
                 }
                 let method = req.method.clone();
                 let (handler, out, lot) = (handler.clone(), tx.clone(), lot.clone());
-                if deferred::may_defer(&method) {
+                if deferred::may_resume(&method, req.params.as_deref()) {
                     let params = RawObject::parse_params(req.params.as_deref()).unwrap_or_default();
                     match lot.resume(&method, &params) {
                         None => {}
