@@ -3,6 +3,7 @@
 //! the path of the field at fault.
 
 use indexmap::IndexMap;
+use portcullis_guard::{Guard, GuardConfig};
 use portcullis_mcp::client::modern::ProtocolChoice;
 use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
 use schemars::JsonSchema;
@@ -34,6 +35,9 @@ pub struct Config {
     /// Client sessions.
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// Guardrails on tool arguments and results, resources and prompts (on by default).
+    #[serde(default, skip_serializing)]
+    pub guards: GuardConfig,
 }
 
 fn default_listen() -> SocketAddr {
@@ -49,6 +53,7 @@ impl Default for Config {
             virtual_servers: IndexMap::new(),
             http: HttpConfig::default(),
             sessions: SessionsConfig::default(),
+            guards: GuardConfig::default(),
         }
     }
 }
@@ -336,6 +341,9 @@ impl Config {
                     add(format!("{at}.rename.{from}"), format!("`{to}` is also the new name of `{other}`"));
                 }
             }
+        }
+        if let Err(e) = Guard::new(&self.guards) {
+            add(format!("guards.{}", e.path), e.message);
         }
         if self.http.page_size > MAX_PAGE_SIZE {
             add("http.page_size".into(), format!("at most {MAX_PAGE_SIZE} (0 sends every item in one page)"));

@@ -2,6 +2,7 @@
 //! merged, prefixed lists clients see. Rebuilt on each config (re)load; upstream
 //! connections and their cached lists carry over when a server's config is unchanged.
 
+use portcullis_guard::{Guard, GuardConfig};
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
@@ -195,9 +196,22 @@ impl VirtualServer {
     }
 }
 
+/// Compiles the guard. `Config::validate` compiled the same settings, so the fallback
+/// (the built-in default profile, which still blocks credentials and injections) is only
+/// reached by a config that skipped validation.
+fn compile_guard(settings: &GuardConfig) -> Guard {
+    Guard::new(settings).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "guard settings invalid; using the built-in default profile");
+        // The default settings compile: a unit test of the guard crate builds them.
+        Guard::new(&GuardConfig::default()).expect("the default guard compiles")
+    })
+}
+
 /// Everything derived from one config: members in config order, name and URI routing.
 pub struct Federation {
     pub config: Arc<Config>,
+    /// The compiled guardrails of `config.guards`.
+    pub guard: Arc<Guard>,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -258,7 +272,11 @@ impl Federation {
             .iter()
             .filter_map(|(name, vs)| VirtualServer::build(vs).ok().map(|v| (name.clone(), v)))
             .collect();
-        Federation { config, members, by_prefix, unprefixed, virtual_servers }
+        let guard = match previous.filter(|p| p.config.guards == config.guards) {
+            Some(p) => p.guard.clone(),
+            None => Arc::new(compile_guard(&config.guards)),
+        };
+        Federation { config, guard, members, by_prefix, unprefixed, virtual_servers }
     }
 
     /// The member owning a federated tool or prompt name, and the upstream's own name.

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod federation;
+pub mod inspect;
 pub mod pipeline;
 pub mod server;
 

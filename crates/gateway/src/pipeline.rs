@@ -5,8 +5,10 @@
 //! leaves for an upstream.
 
 use crate::federation::{Federation, List, Member, VirtualServer};
+use crate::inspect::{inspect_json, Subject, Verdict};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
+use portcullis_guard::Direction;
 use portcullis_mcp::federation::{decode_cursor, encode_cursor};
 use portcullis_mcp::jsonrpc::{
     empty_object, to_raw, Notification, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND,
@@ -90,7 +92,17 @@ impl Gateway {
                 }
                 let mut params = params;
                 params.set("name", name);
-                self.forward(member, "tools/call", params, &ctx.peer).await
+                let profile = fed.guard.profile_for(&member.name, Some(name));
+                let subject = Subject { server: &member.name, name: &shown, what: "tool" };
+                if let Some(arguments) = params.get("arguments") {
+                    match inspect_json(&fed.guard, profile, Direction::Request, arguments, &subject) {
+                        Verdict::Pass => {}
+                        Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
+                        Verdict::Block(e) => return Err(e.into()),
+                    }
+                }
+                let result = self.forward(member, "tools/call", params, &ctx.peer).await?;
+                inspected(inspect_json(&fed.guard, profile, Direction::Response, &result, &subject), result)
             }
             "prompts/get" => {
                 let shown = params.require_str("name")?;
@@ -100,7 +112,17 @@ impl Gateway {
                 };
                 let mut params = params;
                 params.set("name", name);
-                self.forward(member, "prompts/get", params, &ctx.peer).await
+                let profile = fed.guard.profile_for(&member.name, Some(name));
+                let subject = Subject { server: &member.name, name: &shown, what: "prompt" };
+                if let Some(arguments) = params.get("arguments") {
+                    match inspect_json(&fed.guard, profile, Direction::Request, arguments, &subject) {
+                        Verdict::Pass => {}
+                        Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
+                        Verdict::Block(e) => return Err(e.into()),
+                    }
+                }
+                let result = self.forward(member, "prompts/get", params, &ctx.peer).await?;
+                inspected(inspect_json(&fed.guard, profile, Direction::Response, &result, &subject), result)
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let uri = params.require_str("uri")?;
@@ -116,7 +138,11 @@ impl Gateway {
                 match req.method.as_str() {
                     "resources/read" => {
                         let result = self.forward(&member, "resources/read", params, &ctx.peer).await?;
-                        Ok(map_contents_uris(&member, result))
+                        let profile = fed.guard.profile_for(&member.name, Some(upstream_uri));
+                        let shown = fed.guard.mask(&uri);
+                        let subject = Subject { server: &member.name, name: &shown, what: "resource" };
+                        let verdict = inspect_json(&fed.guard, profile, Direction::Response, &result, &subject);
+                        Ok(map_contents_uris(&member, inspected(verdict, result)?))
                     }
                     "resources/subscribe" => self.subscribe(&member, &uri, params, ctx).await,
                     _ => {
@@ -255,6 +281,15 @@ impl Gateway {
             result.set("nextCursor", &next);
         }
         Ok(result.to_raw())
+    }
+}
+
+/// The message to send on after the inspect stage.
+fn inspected(verdict: Verdict, original: Box<RawValue>) -> Result<Box<RawValue>, ErrorOut> {
+    match verdict {
+        Verdict::Pass => Ok(original),
+        Verdict::Replace(redacted) => Ok(redacted),
+        Verdict::Block(e) => Err(e.into()),
     }
 }
 

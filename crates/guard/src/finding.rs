@@ -106,3 +106,16 @@ pub enum Direction {
     Request,
     Response,
 }
+
+impl Category {
+    /// The category of a detector id, from its family (`exfil.*` is injection, `custom.*`
+    /// recognizers are PII); `None` for an unknown family.
+    pub fn of_detector(id: &str) -> Option<Category> {
+        let family = id.split('.').next().unwrap_or(id);
+        match family {
+            "exfil" => Some(Category::Injection),
+            "custom" => Some(Category::Pii),
+            other => Category::parse(other),
+        }
+    }
+}

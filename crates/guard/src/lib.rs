@@ -6,13 +6,23 @@
 #![forbid(unsafe_code)]
 
 pub mod finding;
+pub mod injection;
+pub mod normalize;
 pub mod secrets;
 
 pub use finding::{Category, DetectorId, Direction, Finding};
 pub mod commands;
+mod engine;
 pub mod exfil;
 pub mod pii;
+pub mod profile;
+mod redact;
+pub mod tool;
+pub mod topics;
 pub mod urls;
+
+pub use engine::{BindingConfig, Decision, Guard, GuardConfig, Inspection, Profile, ProfileConfig, ToolInspection};
+pub use profile::{Action, Mode};
 
 /// A guard configuration that cannot be compiled; `path` names the offending field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -2,6 +2,8 @@
 //! the demo MCP server.
 #![forbid(unsafe_code)]
 
+mod guard_cli;
+
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use portcullis_gateway::config::{schema, Config};
@@ -44,11 +46,54 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Scan JSON Lines from stdin: `{"text": ...}` (content) or `{"tool": {...}}` (a tool
+    /// definition); writes one verdict line per input line.
+    Guard {
+        /// Config file whose `guards` section to use (default: built-in guard settings).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The guard profile to apply.
+        #[arg(long, default_value = "default")]
+        profile: String,
+        /// Whether the text is sent to a tool (request) or comes back from one (response).
+        #[arg(long, value_enum, default_value = "request")]
+        direction: DirectionArg,
+    },
+    /// Measure the guards on labelled JSON Lines corpora: precision, recall and
+    /// false-positive rate per file, category and detector.
+    Eval {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "default")]
+        profile: String,
+        #[arg(long, value_enum, default_value = "request")]
+        direction: DirectionArg,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Corpus files: one `{"text": ..., "labels": [...]}` per line.
+        files: Vec<PathBuf>,
+    },
     /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
     DemoServer {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DirectionArg {
+    Request,
+    Response,
+}
+
+impl From<DirectionArg> for portcullis_guard::Direction {
+    fn from(d: DirectionArg) -> Self {
+        match d {
+            DirectionArg::Request => portcullis_guard::Direction::Request,
+            DirectionArg::Response => portcullis_guard::Direction::Response,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -105,6 +150,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { file } => Ok(check(&file)),
+        Command::Guard { config, profile, direction } => guard_cli::guard(config, &profile, direction.into()),
+        Command::Eval { config, profile, direction, json, files } => {
+            guard_cli::eval(config, &profile, direction.into(), &files, json)
+        }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);
             Ok(ExitCode::SUCCESS)

@@ -70,6 +70,12 @@ impl SecretScanner {
         rules::RULES.len()
     }
 
+    /// The credential formats known: each detector id with the vendor documentation that
+    /// describes its format.
+    pub fn formats() -> impl Iterator<Item = (&'static str, &'static str)> {
+        rules::RULES.iter().map(|r| (r.id, r.source))
+    }
+
     /// Appends a finding for every credential in `text`.
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         let mut hit = [0u64; 8];
@@ -92,6 +98,9 @@ impl SecretScanner {
                 if rule.min_entropy > 0.0 && shannon_entropy(m.as_str()) < rule.min_entropy {
                     continue;
                 }
+                if is_placeholder(m.as_str()) {
+                    continue;
+                }
                 out.push(Finding::new(rule_detector(rule), Category::Secret, m.start(), m.end(), 1.0));
             }
         }
@@ -108,6 +117,29 @@ fn rule_detector(rule: &SecretRule) -> &'static str {
     rule.id
 }
 
+/// Words that mark a documentation value rather than a credential; matched ASCII
+/// case-insensitively anywhere in the span.
+const PLACEHOLDER_MARKERS: &[&str] =
+    &["example", "xxxxxx", "placeholder", "your_", "your-", "<", ">", "redacted", "changeme", "dummy", "sample"];
+
+/// Whether a matched span is a placeholder from documentation or a template rather than a
+/// credential: it contains (ASCII case-insensitively) one of `PLACEHOLDER_MARKERS`
+/// (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxxxxxx…`, `<password>`, `YOUR_API_KEY`, `REDACTED`), or it
+/// is one character repeated (`0000000000`, `********`).
+fn is_placeholder(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    if let Some(first) = bytes.next() {
+        if bytes.all(|b| b == first) {
+            return true;
+        }
+    }
+    PLACEHOLDER_MARKERS.iter().any(|marker| contains_ignore_ascii_case(s.as_bytes(), marker.as_bytes()))
+}
+
+fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Shannon entropy in bits per character.
 pub fn shannon_entropy(s: &str) -> f32 {
     let mut counts = [0u32; 256];
@@ -119,4 +151,51 @@ pub fn shannon_entropy(s: &str) -> f32 {
         return 0.0;
     }
     counts.iter().filter(|&&c| c > 0).map(|&c| c as f32 / n).map(|p| -p * p.log2()).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_recognised() {
+        for s in [
+            "AKIAIOSFODNN7EXAMPLE",
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "sk_live_XXXXXXXXXXXXXXXXXXXXXXXX",
+            "<password>",
+            "YOUR_API_KEY_HERE",
+            "your-token-goes-here",
+            "Placeholder-Secret",
+            "[REDACTED]",
+            "ChangeMe123",
+            "dummy-token-for-tests",
+            "sample_auth_token_value",
+            "0000000000000000",
+            "********",
+            "a",
+        ] {
+            assert!(is_placeholder(s), "{s:?} should be a placeholder");
+        }
+    }
+
+    #[test]
+    fn real_looking_values_are_not_placeholders() {
+        for s in [
+            "ghp_R4nd0mT0k3nV4lu3F0rT35t1ngPurp0s3s12",
+            "AKIAQWERTYUIOPASDF23",
+            "wJ9xq2Lr7vTb0pHs4nKe6yUcZmAa3dFgS8iQo1Xx",
+            "hunter2-Zq9",
+            "",
+        ] {
+            assert!(!is_placeholder(s), "{s:?} is not a placeholder");
+        }
+    }
+
+    #[test]
+    fn entropy_of_uniform_and_repeated_strings() {
+        assert_eq!(shannon_entropy(""), 0.0);
+        assert_eq!(shannon_entropy("aaaa"), 0.0);
+        assert!((shannon_entropy("abcd") - 2.0).abs() < 1e-6);
+    }
 }

@@ -1,0 +1,184 @@
+//! The inspect stage: tool arguments on the way to an upstream, and tool results,
+//! resource contents and prompt messages on the way back, pass the guard.
+//!
+//! Content is JSON; every string that carries text a model will read is inspected, while
+//! binary payloads (`data`, `blob`), identifiers and `_meta` are skipped. Nothing found
+//! means the original bytes go on untouched; a redaction re-serializes only that message;
+//! a block replaces it with an error naming the profile and detectors (never the value).
+
+use portcullis_guard::{Action, Direction, Guard, Profile};
+use portcullis_mcp::jsonrpc::RpcError;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+/// JSON-RPC error code of a call stopped by a guard (application range).
+pub const GUARD_BLOCKED: i64 = -32002;
+
+/// Keys whose values are never model-readable text: binary payloads, identifiers,
+/// protocol metadata.
+const SKIPPED_KEYS: [&str; 10] =
+    ["data", "blob", "mimeType", "uri", "type", "_meta", "annotations", "progressToken", "resultType", "isError"];
+
+/// What the caller should do with a message after inspection.
+pub enum Verdict {
+    /// Forward the original bytes.
+    Pass,
+    /// Forward these bytes instead (redacted).
+    Replace(Box<RawValue>),
+    /// Refuse with this error.
+    Block(RpcError),
+}
+
+/// What is being inspected, for logs and error messages.
+pub struct Subject<'a> {
+    pub server: &'a str,
+    /// The tool, prompt or resource as the client named it.
+    pub name: &'a str,
+    pub what: &'static str,
+}
+
+/// Inspects every text string of `raw` (a JSON value) under `profile`.
+pub fn inspect_json(guard: &Guard, profile: &Profile, direction: Direction, raw: &RawValue, subject: &Subject) -> Verdict {
+    if !guard.enabled {
+        return Verdict::Pass;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(raw.get()) else {
+        return Verdict::Pass; // not JSON we can read: the upstream's error path handles it
+    };
+    let mut strongest = Action::Allow;
+    let mut enforced = Action::Allow;
+    let mut detectors: Vec<String> = Vec::new();
+    let mut blocking: Vec<String> = Vec::new();
+    let mut changed = false;
+    // Arguments are the caller's own data: every string counts. Results carry binary
+    // payloads and protocol fields that are not text.
+    let skip = match direction {
+        Direction::Request => &[][..],
+        Direction::Response => &SKIPPED_KEYS[..],
+    };
+    visit_strings(&mut value, skip, &mut |s: &mut String| {
+        let inspection = guard.inspect(profile, direction, s);
+        if inspection.decisions.is_empty() {
+            return;
+        }
+        strongest = strongest.max(inspection.action);
+        enforced = enforced.max(inspection.enforced);
+        for d in &inspection.decisions {
+            detectors.push(d.finding.detector.as_str().to_owned());
+        }
+        blocking.extend(inspection.blocking_detectors().into_iter().map(str::to_owned));
+        if let Some(redacted) = inspection.redacted {
+            if inspection.enforced == Action::Redact {
+                *s = redacted;
+                changed = true;
+            }
+        }
+    });
+    if strongest == Action::Allow {
+        return Verdict::Pass;
+    }
+    detectors.sort();
+    detectors.dedup();
+    blocking.sort();
+    blocking.dedup();
+    let side = match direction {
+        Direction::Request => "request",
+        Direction::Response => "response",
+    };
+    if enforced < strongest {
+        tracing::warn!(
+            server = subject.server, name = subject.name, profile = %profile.name, direction = side,
+            would = strongest.as_str(), detectors = ?detectors, "guard (monitor mode) would have acted"
+        );
+    } else {
+        tracing::info!(
+            server = subject.server, name = subject.name, profile = %profile.name, direction = side,
+            action = enforced.as_str(), detectors = ?detectors, "guard finding"
+        );
+    }
+    match enforced {
+        Action::Block => Verdict::Block(blocked_error(profile, side, &blocking, subject)),
+        Action::Redact if changed => match serde_json::value::to_raw_value(&value) {
+            Ok(raw) => Verdict::Replace(raw),
+            // Serializing a Value we just parsed cannot fail; refuse rather than leak.
+            Err(_) => Verdict::Block(blocked_error(profile, side, &detectors, subject)),
+        },
+        Action::Allow | Action::Flag | Action::Redact => Verdict::Pass,
+    }
+}
+
+fn blocked_error(profile: &Profile, side: &str, detectors: &[String], subject: &Subject) -> RpcError {
+    RpcError::new(
+        GUARD_BLOCKED,
+        format!(
+            "blocked by guard profile `{}`: {} in the {side} of {} `{}`",
+            profile.name,
+            detectors.join(", "),
+            subject.what,
+            subject.name
+        ),
+    )
+    .with_data(json!({
+        "policy": "guard",
+        "profile": profile.name,
+        "direction": side,
+        "detectors": detectors,
+    }))
+}
+
+fn visit_strings(value: &mut Value, skip: &[&str], f: &mut impl FnMut(&mut String)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| visit_strings(v, skip, f)),
+        Value::Object(map) => visit_object(map, skip, f),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+fn visit_object(map: &mut Map<String, Value>, skip: &[&str], f: &mut impl FnMut(&mut String)) {
+    for (key, v) in map.iter_mut() {
+        if !skip.contains(&key.as_str()) {
+            visit_strings(v, skip, f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_guard::GuardConfig;
+
+    fn run(raw: &str, direction: Direction) -> Verdict {
+        let guard = Guard::new(&GuardConfig::default()).unwrap();
+        let profile = guard.profile("default").unwrap();
+        let raw = RawValue::from_string(raw.to_owned()).unwrap();
+        inspect_json(&guard, profile, direction, &raw, &Subject { server: "s", name: "t", what: "tool" })
+    }
+
+    #[test]
+    fn secrets_in_arguments_are_blocked_without_echoing_them() {
+        let token = "ghp_R4nd0mT0k3nV4lu3F0rT35t1ngPurp0s3s12";
+        let Verdict::Block(e) = run(&format!(r#"{{"body": "use {token}"}}"#), Direction::Request) else {
+            panic!("not blocked")
+        };
+        assert_eq!(e.code, GUARD_BLOCKED);
+        assert!(e.message.contains("secret.github_pat") && !e.message.contains(token), "{}", e.message);
+    }
+
+    #[test]
+    fn secrets_in_results_are_redacted_and_binary_is_skipped() {
+        let token = "ghp_R4nd0mT0k3nV4lu3F0rT35t1ngPurp0s3s12";
+        let raw = format!(
+            r#"{{"content":[{{"type":"text","text":"key {token} ok"}},{{"type":"image","data":"{token}"}}]}}"#
+        );
+        let Verdict::Replace(out) = run(&raw, Direction::Response) else { panic!("not redacted") };
+        let v: Value = serde_json::from_str(out.get()).unwrap();
+        assert_eq!(v["content"][0]["text"], "key [REDACTED:GITHUB_PAT] ok");
+        assert_eq!(v["content"][1]["data"], token, "binary payloads are not text");
+    }
+
+    #[test]
+    fn clean_content_passes_untouched() {
+        assert!(matches!(run(r#"{"content":[{"type":"text","text":"3 files changed"}]}"#, Direction::Response), Verdict::Pass));
+    }
+}

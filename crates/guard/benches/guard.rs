@@ -1,0 +1,81 @@
+//! Guard speed (BENCHMARKS.md, "Guards"): every default detector over a 4 KiB tool result,
+//! PII + secrets throughput, and the classifier per KiB.
+//!
+//! `cargo bench -p portcullis-guard`
+
+use portcullis_guard::injection::classifier::Model;
+use portcullis_guard::normalize::normalize;
+use portcullis_guard::pii::{PiiConfig, PiiScanner};
+use portcullis_guard::secrets::SecretScanner;
+use portcullis_guard::{Direction, Guard, GuardConfig};
+use std::hint::black_box;
+
+fn main() {
+    divan::main();
+}
+
+/// A realistic 4 KiB tool result: a JSON list of issues with prose, URLs, ids and dates.
+fn tool_result(len: usize) -> String {
+    let mut out = String::from("{\"issues\":[");
+    let mut i = 0;
+    while out.len() < len {
+        out.push_str(&format!(
+            "{{\"number\":{n},\"id\":\"{n:08x}-9c1e-4d2a-8f00-5b7c{n:08x}\",\"title\":\"Crash when the config file has a trailing comma (#{n})\",\
+             \"state\":\"open\",\"created_at\":\"2026-10-{d:02}T12:3{m}:00Z\",\"user\":\"dev{n}\",\"labels\":[\"bug\",\"parser\"],\
+             \"body\":\"Steps: run `tool --config x.yaml` on v1.{m}.{d}; the parser panics at line {n}. See https://github.com/acme/tool/issues/{n} \
+             and the log below.\\n2026-10-{d:02} 12:00:0{m} ERROR parser: unexpected token at offset {n}\"}},",
+            n = 1000 + i,
+            d = 1 + i % 28,
+            m = i % 10
+        ));
+        i += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+#[divan::bench]
+fn all_default_detectors_4k_response(bencher: divan::Bencher) {
+    let guard = Guard::new(&GuardConfig::default()).unwrap();
+    let profile = guard.profile("default").unwrap();
+    let text = tool_result(4096);
+    bencher
+        .counter(divan::counter::BytesCount::new(text.len()))
+        .bench(|| guard.inspect(profile, Direction::Response, black_box(&text)));
+}
+
+#[divan::bench]
+fn all_default_detectors_4k_request(bencher: divan::Bencher) {
+    let guard = Guard::new(&GuardConfig::default()).unwrap();
+    let profile = guard.profile("default").unwrap();
+    let text = tool_result(4096);
+    bencher
+        .counter(divan::counter::BytesCount::new(text.len()))
+        .bench(|| guard.inspect(profile, Direction::Request, black_box(&text)));
+}
+
+#[divan::bench]
+fn pii_and_secrets_64k(bencher: divan::Bencher) {
+    let pii = PiiScanner::new(&PiiConfig::default()).unwrap();
+    let secrets = SecretScanner::new();
+    let text = tool_result(64 * 1024);
+    bencher.counter(divan::counter::BytesCount::new(text.len())).bench(|| {
+        let mut out = Vec::new();
+        pii.scan(black_box(&text), &mut out);
+        secrets.scan(black_box(&text), &mut out);
+        out
+    });
+}
+
+#[divan::bench]
+fn classifier_1k(bencher: divan::Bencher) {
+    let model = Model::builtin();
+    let text = normalize(&tool_result(1024)).text;
+    bencher.counter(divan::counter::BytesCount::new(text.len())).bench(|| model.score(black_box(&text)));
+}
+
+#[divan::bench]
+fn normalize_4k_non_ascii(bencher: divan::Bencher) {
+    let text = tool_result(4000).replace("parser", "pärser ÿ");
+    bencher.counter(divan::counter::BytesCount::new(text.len())).bench(|| normalize(black_box(&text)));
+}

@@ -1,0 +1,135 @@
+//! The injection classifier: logistic regression over hashed n-grams ([`super::features`]),
+//! run in-process in microseconds. Weights are int8 with one scale, committed as
+//! `model.bin` and reproduced by `scripts/train-injection.sh` from public data.
+//!
+//! File layout (little endian): `PCIJ`, version u32 (1), dim_bits u32, bias f32, scale f32,
+//! threshold f32, then `2^dim_bits` i8 weights.
+
+use super::features::{for_each_feature, windows, DIM, DIM_BITS};
+
+const MAGIC: &[u8; 4] = b"PCIJ";
+const HEADER: usize = 4 + 4 + 4 + 4 + 4 + 4;
+
+/// The model shipped in the binary.
+static BUILTIN: &[u8] = include_bytes!("model.bin");
+
+/// A loaded classifier.
+#[derive(Clone)]
+pub struct Model {
+    bias: f32,
+    scale: f32,
+    /// The decision threshold picked on the validation splits (see GUARDRAILS.md).
+    pub threshold: f32,
+    weights: Vec<i8>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model").field("bias", &self.bias).field("threshold", &self.threshold).finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// The committed model. Its bytes are checked by a unit test, so a broken file fails
+    /// the build's tests rather than a running gateway.
+    pub fn builtin() -> Model {
+        Model::parse(BUILTIN).unwrap_or_else(|e| panic!("the committed injection model is invalid: {e}"))
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Model, String> {
+        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+            return Err("not a Portcullis injection model (bad magic)".into());
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let f32_at = |i: usize| f32::from_bits(u32_at(i));
+        if u32_at(4) != 1 {
+            return Err(format!("unsupported model version {}", u32_at(4)));
+        }
+        if u32_at(8) != DIM_BITS {
+            return Err(format!("model has 2^{} buckets, this build uses 2^{DIM_BITS}", u32_at(8)));
+        }
+        let weights = &bytes[HEADER..];
+        if weights.len() != DIM {
+            return Err(format!("model has {} weights, expected {DIM}", weights.len()));
+        }
+        Ok(Model {
+            bias: f32_at(12),
+            scale: f32_at(16),
+            threshold: f32_at(20),
+            weights: weights.iter().map(|&b| b as i8).collect(),
+        })
+    }
+
+    /// Builds a model from float weights (the trainer), quantized as it will be shipped.
+    pub fn quantize(bias: f32, weights: &[f32], threshold: f32) -> Model {
+        let max = weights.iter().fold(0f32, |m, w| m.max(w.abs())).max(f32::MIN_POSITIVE);
+        let scale = max / 127.0;
+        let weights = weights.iter().map(|w| (w / scale).round().clamp(-127.0, 127.0) as i8).collect();
+        Model { bias, scale, threshold, weights }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + DIM);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&DIM_BITS.to_le_bytes());
+        out.extend_from_slice(&self.bias.to_le_bytes());
+        out.extend_from_slice(&self.scale.to_le_bytes());
+        out.extend_from_slice(&self.threshold.to_le_bytes());
+        out.extend(self.weights.iter().map(|&w| w as u8));
+        out
+    }
+
+    pub fn with_threshold(mut self, threshold: f32) -> Model {
+        self.threshold = threshold;
+        self
+    }
+
+    /// The injection probability of one short text (normalized, lower case).
+    pub fn score_one(&self, text: &str) -> f32 {
+        let mut sum: i32 = 0;
+        let n = for_each_feature(text, |f| sum += self.weights[f as usize] as i32);
+        if n == 0 {
+            return sigmoid(self.bias);
+        }
+        sigmoid(self.bias + sum as f32 * self.scale / (n as f32).sqrt())
+    }
+
+    /// The highest window score of a text and that window's span. Texts of fewer than
+    /// [`MIN_WORDS`] words score 0: a word or two (`"complete"`, `"true"`, a status field)
+    /// carries too few features for a linear model to judge, and the phrase rules still
+    /// see them.
+    pub fn score(&self, text: &str) -> (f32, usize, usize) {
+        let mut best = (0.0, 0, 0);
+        if text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
+            return best;
+        }
+        for (s, e) in windows(text) {
+            let p = self.score_one(&text[s..e]);
+            if p > best.0 {
+                best = (p, s, e);
+            }
+        }
+        best
+    }
+}
+
+/// The fewest words a text needs for the classifier to score it.
+pub const MIN_WORDS: usize = 3;
+
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_model_loads_and_round_trips() {
+        let m = Model::builtin();
+        assert!(m.threshold > 0.0 && m.threshold < 1.0);
+        assert_eq!(Model::parse(&m.to_bytes()).unwrap().to_bytes(), m.to_bytes());
+        assert!(Model::parse(b"nope").is_err());
+    }
+}
