@@ -9,7 +9,7 @@
 #   eval/techdocs.jsonl, train/techdocs-train.jsonl              benign docs/code/logs from the test
 #       peers (npm tree -> eval, Python venv -> train; each package's own licence) + synthetic logs
 #   eval/pii.jsonl, eval/hard-negatives.jsonl                    generated (phonenumbers-validated)
-#   eval/secrets.jsonl                                           only if scripts/guardcorpus/secrets.py exists
+#   eval/secrets.jsonl                                           generated credentials and hard negatives
 # Idempotent: the venv at ${PORTCULLIS_GUARD_VENV:-~/.cache/portcullis/guard-venv} is reused while
 # its stamp matches the pins below; outputs are rewritten atomically and deterministically.
 # Exporters are run as `python -m guardcorpus.<name> --out "$data"` with PYTHONPATH=scripts.
@@ -63,12 +63,10 @@ step() {
 step export_injection --out "$data"
 step techdocs --out "$data" --peers "$peers"
 step pii --out "$data"
-if [ -f "$root/scripts/guardcorpus/secrets.py" ]; then
-  step secrets --out "$data"
-  [ -s "$data/eval/secrets.jsonl" ] || die "guardcorpus.secrets ran but $data/eval/secrets.jsonl is missing or empty"
-else
-  echo "== secrets: skipped (scripts/guardcorpus/secrets.py does not exist yet)"
-fi
+echo "== secrets"
+mkdir -p "$data/eval"
+"$py" -m guardcorpus.secrets > "$data/eval/secrets.jsonl" || die "step secrets failed"
+[ -s "$data/eval/secrets.jsonl" ] || die "guardcorpus.secrets wrote nothing to $data/eval/secrets.jsonl"
 
 # --- 4. summary -----------------------------------------------------------------------------
 echo "== wrote into $data:"

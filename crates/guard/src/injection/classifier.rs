@@ -5,7 +5,7 @@
 //! File layout (little endian): `PCIJ`, version u32 (1), dim_bits u32, bias f32, scale f32,
 //! threshold f32, then `2^dim_bits` i8 weights.
 
-use super::features::{for_each_feature, windows, DIM, DIM_BITS};
+use super::features::{for_each_feature, for_each_feature_at, windows, DIM, DIM_BITS};
 
 const MAGIC: &[u8; 4] = b"PCIJ";
 const HEADER: usize = 4 + 4 + 4 + 4 + 4 + 4;
@@ -104,8 +104,32 @@ impl Model {
         if text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
             return best;
         }
+        if text.len() <= super::features::WINDOW {
+            return (self.score_one(text), 0, text.len());
+        }
+        // One feature pass for all the overlapping windows: prefix sums of weight and count
+        // by the byte at which each feature ends; a window's score is a difference of two.
+        let mut prefix: Vec<(i32, u32)> = Vec::with_capacity(text.len() + 2);
+        let (mut sum, mut count) = (0i32, 0u32);
+        for_each_feature_at(text, |at, f| {
+            while prefix.len() <= at {
+                prefix.push((sum, count));
+            }
+            sum += self.weights[f as usize] as i32;
+            count += 1;
+        });
+        while prefix.len() <= text.len() + 1 {
+            prefix.push((sum, count));
+        }
         for (s, e) in windows(text) {
-            let p = self.score_one(&text[s..e]);
+            // The last window also takes the features that end with the text.
+            let e_index = if e == text.len() { e + 1 } else { e };
+            let (sum, count) = (prefix[e_index].0 - prefix[s].0, prefix[e_index].1 - prefix[s].1);
+            let p = if count == 0 {
+                sigmoid(self.bias)
+            } else {
+                sigmoid(self.bias + sum as f32 * self.scale / (count as f32).sqrt())
+            };
             if p > best.0 {
                 best = (p, s, e);
             }

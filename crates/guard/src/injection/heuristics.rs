@@ -52,6 +52,12 @@ pub(crate) static RULES: &[Rule] = &[
     },
 ];
 
+/// `\b` as an ASCII word boundary: the text is normalized to lower case and mostly
+/// ASCII, and a Unicode boundary would keep the regex engine off its fast DFA paths.
+pub(crate) fn ascii_boundaries(pattern: &str) -> String {
+    pattern.replace(r"\b", r"(?-u:\b)")
+}
+
 /// The compiled rules.
 pub(crate) struct Heuristics {
     set: RegexSet,
@@ -62,8 +68,8 @@ impl Heuristics {
     pub fn new() -> Self {
         // The patterns are static and compiled by the tests below, so failing here is a
         // programming error the test suite catches.
-        let set = RegexSet::new(RULES.iter().map(|r| r.pattern)).expect("injection heuristics compile");
-        let regexes = RULES.iter().map(|r| Regex::new(r.pattern).expect("injection heuristic compiles")).collect();
+        let set = RegexSet::new(RULES.iter().map(|r| ascii_boundaries(r.pattern))).expect("injection heuristics compile");
+        let regexes = RULES.iter().map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("injection heuristic compiles")).collect();
         Heuristics { set, regexes }
     }
 

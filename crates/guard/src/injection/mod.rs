@@ -7,6 +7,8 @@ pub mod classifier;
 pub mod features;
 mod heuristics;
 
+pub(crate) use heuristics::ascii_boundaries;
+
 use crate::finding::{Category, Finding};
 use crate::normalize::{decoded_segments, normalize, Normalized};
 use classifier::Model;
@@ -46,7 +48,7 @@ const MIN_TAG_RUN: usize = 8;
 
 impl InjectionScanner {
     pub fn new(config: &InjectionConfig) -> Result<Self, crate::ConfigError> {
-        let model = Model::builtin();
+        let model = config.classifier.then(Model::builtin);
         let threshold = match config.threshold {
             Some(t) if !(0.0..=1.0).contains(&t) || t.is_nan() => {
                 return Err(crate::ConfigError::new(
@@ -55,11 +57,11 @@ impl InjectionScanner {
                 ))
             }
             Some(t) => t,
-            None => model.threshold,
+            None => model.as_ref().map_or(1.0, |m| m.threshold),
         };
         Ok(InjectionScanner {
             heuristics: Heuristics::new(),
-            model: config.classifier.then_some(model),
+            model,
             threshold,
             decode: config.decode,
         })
