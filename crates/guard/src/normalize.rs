@@ -59,11 +59,21 @@ pub fn normalize(text: &str) -> Normalized {
             origin.extend(std::iter::repeat_n(at as u32, out.len() - before));
         }
     };
-    for (at, c) in text.char_indices() {
-        if c.is_ascii() {
-            push(&mut out, &mut origin, c, at);
+    let mut at = 0;
+    while at < text.len() {
+        // ASCII runs are copied in bulk; only the other characters go one by one.
+        let run = text.as_bytes()[at..].iter().position(|b| !b.is_ascii()).unwrap_or(text.len() - at);
+        if run > 0 {
+            out.extend(text.as_bytes()[at..at + run].iter().map(|b| b.to_ascii_lowercase() as char));
+            origin.extend(at as u32..(at + run) as u32);
+            at += run;
             continue;
         }
+        // A non-ASCII byte at `at` starts a character (the run above ended on a boundary).
+        let Some(c) = text[at..].chars().next() else { break };
+        let this = at;
+        at += c.len_utf8();
+        let at = this;
         if let Some(ascii) = tag_to_ascii(c) {
             push(&mut out, &mut origin, ascii, at);
             continue;
@@ -154,7 +164,7 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
         // UUID: never an encoding worth decoding.
         if run.len() >= MIN_ENCODED
             && !run.trim_end_matches('.').contains('.')
-            && !run.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+            && !(run.contains('-') && run.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         {
             if let Some(d) = decode_run(run) {
                 found.push(Decoded { encoding: d.0, start, end: i, text: d.1 });
@@ -255,8 +265,32 @@ static WORDS: std::sync::LazyLock<Option<AhoCorasick>> = std::sync::LazyLock::ne
         .ok()
 });
 
+/// 1 for e, t, a, o; 2 for their rot13 images r, g, n, b (either case); 0 otherwise.
+static LETTER_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let (plain, rotated) = (b"etaoETAO", b"rgnbRGNB");
+    let mut i = 0;
+    while i < plain.len() {
+        t[plain[i] as usize] = 1;
+        t[rotated[i] as usize] = 2;
+        i += 1;
+    }
+    t
+};
+
 fn rot13_if_readable(text: &str) -> Option<String> {
     if text.len() < MIN_ENCODED || text.len() > 64 * 1024 {
+        return None;
+    }
+    // A letter-frequency test first (one cheap pass): English is rich in e, t, a, o;
+    // its rot13 in r, g, n, b. Only text that looks rotated gets the word check.
+    let (mut plain, mut rotated) = (0u32, 0u32);
+    for &b in text.as_bytes() {
+        let class = LETTER_CLASS[b as usize];
+        plain += u32::from(class == 1);
+        rotated += u32::from(class == 2);
+    }
+    if rotated <= plain {
         return None;
     }
     let words = WORDS.as_ref()?;
