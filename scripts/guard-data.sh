@@ -88,8 +88,11 @@ for path in files:
                 labels["+".join(o["labels"]) or "[]"] += 1
             else:
                 labels[f"label={o['label']}"] += 1
-            if o.get("pii_like"):
-                labels["(advisory pii_like)"] += 1
+    if len(labels) > 12:  # e.g. one label per credential format: count by family instead
+        families = collections.Counter()
+        for k, v in labels.items():
+            families[k if k == "[]" else k.split(".")[0] + ".*"] += v
+        labels = families
     bal = ", ".join(f"{k} {v}" for k, v in sorted(labels.items()))
     print(f"  {os.path.relpath(path, root):38s} {n:6d} lines  ({bal})")
 EOF

@@ -18,8 +18,10 @@ Sources (disjoint):
   (size drawn per chunk, log-uniform, seeded by the file path); chunks are deduplicated
   (train also against eval) and sampled round-robin across packages and file kinds, up to
   --cap chunks per set (about 15% of them synthetic). Rows whose text contains PII-looking
-  items (authors' e-mail addresses in package.json/LICENSE, example IPs ...) keep labels []
-  but get an advisory "pii_like": ["pii.email", ...] field (found by guardcorpus.pii's checker).
+  items (authors' e-mail addresses in package.json/LICENSE, public IPs ...) are real PII, so
+  in the eval set those detectors become their labels (found by guardcorpus.pii's checker):
+  a detector reporting an author's address is right, not a false positive. Injection labels
+  stay empty: these documents are benign.
 Licence: every file keeps its own package's licence (MIT, Apache-2.0, BSD, ISC, PSF ...).
   The output is for local evaluation/training only and is never committed.
 A few real READMEs legitimately discuss prompt injection; they are kept (a fair test) and
@@ -523,10 +525,9 @@ def main():
     pt = os.path.join(args.out, "train", "techdocs-train.jsonl")
     def row(s, t, base):
         r = dict(base, text=t, source=s)
-        like = pii_like(t)
-        if like:
-            r["pii_like"] = like
-        return {k: r[k] for k in ("text", "labels", "label", "source", "pii_like") if k in r}
+        if "labels" in r:
+            r["labels"] = sorted(pii_like(t))
+        return {k: r[k] for k in ("text", "labels", "label", "source") if k in r}
 
     write(pe, (row(s, t, {"labels": []}) for s, t in eval_rows))
     write(pt, (row(s, t, {"label": 0}) for s, t in train_rows))

@@ -157,6 +157,7 @@ pub fn eval(
     profile_name: &str,
     direction: Direction,
     files: &[PathBuf],
+    only: &[Category],
     as_json: bool,
 ) -> Result<ExitCode> {
     if files.is_empty() {
@@ -166,7 +167,7 @@ pub fn eval(
     let profile = profile(&guard, profile_name)?;
     let mut report = Vec::new();
     for file in files {
-        let rows = read_corpus(file)?;
+        let rows = read_corpus(file, only)?;
         let mut by_category: BTreeMap<Category, Counts> = BTreeMap::new();
         let mut by_detector: BTreeMap<String, Counts> = BTreeMap::new();
         let started = std::time::Instant::now();
@@ -175,7 +176,9 @@ pub fn eval(
             .iter()
             .map(|row| {
                 bytes += row.text.len();
-                guard.scan(profile, direction, &row.text)
+                let mut findings = guard.scan(profile, direction, &row.text);
+                findings.retain(|f| only.is_empty() || only.contains(&f.category));
+                findings
             })
             .collect();
         // Every line counts for every category and detector that the corpus labels or that
@@ -254,7 +257,7 @@ fn label_category(label: &str) -> Option<Category> {
     Category::parse(label).or_else(|| Category::of_detector(label))
 }
 
-fn read_corpus(path: &Path) -> Result<Vec<Labelled>> {
+fn read_corpus(path: &Path, only: &[Category]) -> Result<Vec<Labelled>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut rows = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -280,6 +283,7 @@ fn read_corpus(path: &Path) -> Result<Vec<Labelled>> {
                 bail!("{}: unknown label `{l}`; use a category (pii, secret, injection, ...) or a detector id", at());
             }
         }
+        let labels = labels.into_iter().filter(|l| only.is_empty() || label_category(l).is_some_and(|c| only.contains(&c))).collect();
         rows.push(Labelled { text, labels });
     }
     Ok(rows)

@@ -71,6 +71,9 @@ enum Command {
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
+        /// Evaluate only these categories (e.g. `--only pii,secret`); the rest is ignored.
+        #[arg(long, value_delimiter = ',', value_parser = parse_category)]
+        only: Vec<portcullis_guard::Category>,
         /// Corpus files: one `{"text": ..., "labels": [...]}` per line.
         files: Vec<PathBuf>,
     },
@@ -94,6 +97,11 @@ impl From<DirectionArg> for portcullis_guard::Direction {
             DirectionArg::Response => portcullis_guard::Direction::Response,
         }
     }
+}
+
+fn parse_category(s: &str) -> Result<portcullis_guard::Category, String> {
+    portcullis_guard::Category::parse(s)
+        .ok_or_else(|| format!("unknown category `{s}`; use pii, secret, injection, url, code, topic or poisoning"))
 }
 
 fn main() -> ExitCode {
@@ -151,8 +159,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Check { file } => Ok(check(&file)),
         Command::Guard { config, profile, direction } => guard_cli::guard(config, &profile, direction.into()),
-        Command::Eval { config, profile, direction, json, files } => {
-            guard_cli::eval(config, &profile, direction.into(), &files, json)
+        Command::Eval { config, profile, direction, json, only, files } => {
+            guard_cli::eval(config, &profile, direction.into(), &files, &only, json)
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);

@@ -57,9 +57,17 @@ fn email_at(b: &[u8], at: usize) -> Option<(usize, usize)> {
     if local.is_empty() || local.ends_with(b".") || local.windows(2).any(|w| w == b"..") {
         return None;
     }
-    // URL userinfo (`https://user@host`, `ssh://git@host`) is not an address.
+    // URL userinfo (`https://user@host`, `ssh://git@host`, `https://user:pass@host`) is
+    // not an address: look back over the user name for `://`.
     if s >= 2 && &b[s - 2..s] == b"//" {
         return None;
+    }
+    if s >= 1 && b[s - 1] == b':' {
+        let lookback = &b[s.saturating_sub(256)..s - 1];
+        let user_start = lookback.iter().rposition(|c| !(c.is_ascii_alphanumeric() || b"._%+-~".contains(c)));
+        if user_start.is_some_and(|i| i >= 2 && &lookback[i - 2..=i] == b"://") {
+            return None;
+        }
     }
     // Domain.
     let mut e = at + 1;
@@ -161,6 +169,7 @@ mod tests {
             "@decorator.name",
             "ssh://git@github.com/org/repo",
             "https://user@host.com/x",
+            "https://admin:s3cr3t@git.corp-example.io/repo.git",
             "a..b@corp.com",
             "bob@corp",
             "bob@corp.c",

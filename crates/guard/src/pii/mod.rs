@@ -181,15 +181,20 @@ pub(crate) fn ctx_before_ci(b: &[u8], s: usize, window: usize, word: &[u8]) -> b
     recognizer::contains_ci(&b[s.saturating_sub(window)..s], word)
 }
 
-/// Whether one of `words` (lowercase ASCII) starts a word within `before` bytes before
-/// `s` or `after` bytes after `e`.
+/// Whether one of `words` (lowercase ASCII) occurs as a whole word within `before` bytes
+/// before `s` or `after` bytes after `e` (`tel` in "tel: 555" but not in "telegram").
 pub(crate) fn context_words(b: &[u8], s: usize, e: usize, before: usize, after: usize, words: &[&[u8]]) -> bool {
     let found = |lo: usize, hi: usize| {
         let hay = &b[lo..hi];
         words.iter().any(|w| {
             hay.windows(w.len())
                 .enumerate()
-                .any(|(i, win)| win.eq_ignore_ascii_case(w) && (lo + i == 0 || !b[lo + i - 1].is_ascii_alphabetic()))
+                .any(|(i, win)| {
+                    let at = lo + i;
+                    win.eq_ignore_ascii_case(w)
+                        && (at == 0 || !b[at - 1].is_ascii_alphabetic())
+                        && !b.get(at + w.len()).is_some_and(u8::is_ascii_alphabetic)
+                })
         })
     };
     found(s.saturating_sub(before), s) || found(e, (e + after).min(b.len()))

@@ -22,7 +22,10 @@ pub const PHONE_NATIONAL_SCORE: f32 = 0.7;
 pub const PHONE_BARE_SCORE: f32 = 0.6;
 
 const SSN_WORDS: &[&[u8]] = &[b"ssn", b"social security", b"social sec", b"ss#", b"ss #", b"ss no"];
-const PHONE_WORDS: &[&[u8]] = &[b"phone", b"tel", b"mobile", b"cell", b"fax", b"whatsapp", b"sms"];
+const PHONE_WORDS: &[&[u8]] = &[
+    b"phone", b"phones", b"telephone", b"tel", b"mobile", b"cell", b"fax", b"whatsapp", b"sms", b"call", b"mobil",
+    b"telefon", b"telefono", b"ruf", b"appel",
+];
 
 enum Outcome {
     Found(&'static str, usize, usize, f32),
@@ -158,10 +161,14 @@ fn left_ok(b: &[u8], s: usize, run_end: usize) -> bool {
         b'.' | b'-' => !pp.is_ascii_alphanumeric(),
         // 12:30, 01/15
         b':' | b'/' => !pp.is_ascii_digit(),
-        // 1,234
+        // 1,234 — unless what follows the group makes it a CSV field: a dotted quad
+        // ("32563,205.222.158.169") or more digit groups ("47082,315 947 2170").
         b',' => {
             let next = b.get(run_end).copied().unwrap_or(0);
-            !(pp.is_ascii_digit() && run_end - s == 3 && !matches!(next, b'-' | b'(' | b')'))
+            let after = b.get(run_end + 1).copied().unwrap_or(0);
+            let quad = next == b'.' && b[run_end..].iter().take(13).take_while(|c| c.is_ascii_digit() || **c == b'.').filter(|c| **c == b'.').count() == 3;
+            let grouped = next == b' ' && after.is_ascii_digit();
+            !(pp.is_ascii_digit() && run_end - s == 3 && !matches!(next, b'-' | b'(' | b')') && !quad && !grouped)
         }
         // Currency signs: £ (C2 A3), ¥ (C2 A5), € (E2 82 AC), ₹ (E2 82 B9).
         0xA3 | 0xA5 | 0xAC | 0xB9 => !(pp == 0xC2 || pp == 0x82),
@@ -346,7 +353,21 @@ fn phone_at(b: &[u8], gs: usize, prefix: Prefix, regions: &[&'static Region]) ->
         let Some(form) = phone::validate(&p, k, prefix, regions) else { continue };
         let score = match form {
             Form::International => PHONE_INTL_SCORE,
-            Form::National => PHONE_NATIONAL_SCORE,
+            Form::National => {
+                // Two groups without a trunk prefix ("304 161117") is how status codes,
+                // counters and ids are written too, and 3-2-4 with dashes is an SSN's shape:
+                // such a number needs a context word. Three or more groups, an area code in
+                // parentheses, or a leading trunk `0` ("030 123456") is how people write
+                // phone numbers.
+                let groups = &p.groups[..k];
+                let ssn_shape = k == 3 && groups.iter().map(|g| g.len).eq([3, 2, 4]) && groups[1].sep_before == b'-';
+                let trunk = b.get(gs) == Some(&b'0') || b.get(gs + 1) == Some(&b'0') && b.get(gs) == Some(&b'(');
+                let written_as_phone = (k >= 3 && !ssn_shape) || groups.iter().any(|g| g.paren) || (k == 2 && trunk);
+                if !written_as_phone && !context_words(b, start, g.end, 40, 24, PHONE_WORDS) {
+                    continue;
+                }
+                PHONE_NATIONAL_SCORE
+            }
             Form::Bare => {
                 if !context_words(b, start, g.end, 40, 24, PHONE_WORDS) {
                     continue;

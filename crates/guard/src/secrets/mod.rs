@@ -122,12 +122,15 @@ fn rule_detector(rule: &SecretRule) -> &'static str {
 /// Words that mark a documentation value rather than a credential; matched ASCII
 /// case-insensitively anywhere in the span.
 const PLACEHOLDER_MARKERS: &[&str] =
-    &["example", "xxxxxx", "placeholder", "your_", "your-", "<", ">", "redacted", "changeme", "dummy", "sample"];
+    &["example", "xxxxxx", "placeholder", "your_", "your-", "<", ">", "redacted", "changeme", "dummy", "sample",
+      "accesstoken", "personal", "token0", "00000"];
 
 /// Whether a matched span is a placeholder from documentation or a template rather than a
 /// credential: it contains (ASCII case-insensitively) one of `PLACEHOLDER_MARKERS`
-/// (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxxxxxx…`, `<password>`, `YOUR_API_KEY`, `REDACTED`), or it
-/// is one character repeated (`0000000000`, `********`).
+/// (`AKIAIOSFODNN7EXAMPLE`, `ghp_xxxxxxxx…`, `<password>`, `YOUR_API_KEY`, `REDACTED`,
+/// `ghp_PersonalAccessToken0124…00000`), or it is one character repeated (`0000000000`,
+/// `********`). A random token holds a run of five zeros or one of these words with a
+/// probability below one in a million.
 fn is_placeholder(s: &str) -> bool {
     let mut bytes = s.bytes();
     if let Some(first) = bytes.next() {
@@ -173,6 +176,7 @@ mod tests {
             "ChangeMe123",
             "dummy-token-for-tests",
             "sample_auth_token_value",
+            "ghp_PersonalAccessToken01245678900000000",
             "0000000000000000",
             "********",
             "a",
