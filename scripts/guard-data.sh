@@ -63,6 +63,26 @@ step() {
 step export_injection --out "$data"
 step techdocs --out "$data" --peers "$peers"
 step pii --out "$data"
+echo "== techdocs-lines"
+# The eval documents line by line: tool results are full of short strings (titles, status
+# messages, log lines), the hardest case for a text classifier.
+"$py" - "$data" <<'EOF' || die "step techdocs-lines failed"
+import json, random, sys
+root = sys.argv[1]
+lines = []
+with open(f"{root}/eval/techdocs.jsonl", encoding="utf-8") as f:
+    for row in map(json.loads, f):
+        if row["labels"]:
+            continue  # lines of documents with real PII would need their own labels
+        for line in row["text"].split("\n"):
+            line = line.strip()
+            if len(line.split()) >= 3 and len(line) <= 200:
+                lines.append((row["source"], line))
+random.Random(5).shuffle(lines)
+with open(f"{root}/eval/techdocs-lines.jsonl", "w", encoding="utf-8") as out:
+    for source, line in lines[:4000]:
+        out.write(json.dumps({"text": line, "labels": [], "source": source}) + "\n")
+EOF
 echo "== secrets"
 mkdir -p "$data/eval"
 "$py" -m guardcorpus.secrets > "$data/eval/secrets.jsonl" || die "step secrets failed"

@@ -2,10 +2,10 @@
 //! merged, prefixed lists clients see. Rebuilt on each config (re)load; upstream
 //! connections and their cached lists carry over when a server's config is unchanged.
 
-use portcullis_guard::{Guard, GuardConfig};
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
+use portcullis_guard::{Guard, GuardConfig};
 use portcullis_mcp::client::{ListKind, Upstream, UpstreamError, UpstreamEvent, UpstreamOptions};
 use portcullis_mcp::federation::{prefixed_name, prefixed_uri, split_name, split_uri};
 use portcullis_mcp::jsonrpc::{to_raw, RpcError};

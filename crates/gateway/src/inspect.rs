@@ -6,10 +6,14 @@
 //! means the original bytes go on untouched; a redaction re-serializes only that message;
 //! a block replaces it with an error naming the profile and detectors (never the value).
 
-use portcullis_guard::{Action, Direction, Guard, Profile};
+use futures::future::join_all;
+use portcullis_guard::webhook::{FailMode, WebhookConfig};
+use portcullis_guard::{Action, DetectorId, Direction, Finding, Guard, Profile};
 use portcullis_mcp::jsonrpc::RpcError;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// JSON-RPC error code of a call stopped by a guard (application range).
 pub const GUARD_BLOCKED: i64 = -32002;
@@ -37,8 +41,135 @@ pub struct Subject<'a> {
     pub what: &'static str,
 }
 
+/// The whole inspect stage for one message: the guard's detectors, then the profile's
+/// webhook guards on what is left to send.
+pub async fn inspect_message(
+    http: &reqwest::Client,
+    guard: &Guard,
+    profile: &Profile,
+    direction: Direction,
+    raw: &RawValue,
+    subject: &Subject<'_>,
+) -> Verdict {
+    let verdict = inspect_json(guard, profile, direction, raw, subject);
+    let hooks: Vec<&(String, WebhookConfig)> =
+        profile.webhooks.iter().filter(|(_, w)| w.applies_to(direction)).collect();
+    if hooks.is_empty() || !guard.enabled || matches!(verdict, Verdict::Block(_)) {
+        return verdict;
+    }
+    let current = match &verdict {
+        Verdict::Replace(redacted) => redacted.as_ref(),
+        Verdict::Pass | Verdict::Block(_) => raw,
+    };
+    let text = joined_text(current, direction);
+    if text.trim().is_empty() {
+        return verdict;
+    }
+    let calls = hooks.iter().map(|(name, hook)| ask_webhook(http, name, hook, &text, direction, subject));
+    let findings: Vec<Finding> = join_all(calls).await.into_iter().flatten().collect();
+    let inspection = guard.decide(profile, direction, &text, findings);
+    let detectors: Vec<String> = inspection.decisions.iter().map(|d| d.finding.detector.as_str().to_owned()).collect();
+    let side = side(direction);
+    match inspection.enforced {
+        // A classifier of the whole message cannot say what to cut: redact means block.
+        Action::Block | Action::Redact => Verdict::Block(blocked_error(profile, side, &detectors, subject)),
+        Action::Flag | Action::Allow => {
+            if !detectors.is_empty() {
+                tracing::info!(
+                    server = subject.server, name = subject.name, profile = %profile.name, direction = side,
+                    would = inspection.action.as_str(), detectors = ?detectors, "webhook guard finding"
+                );
+            }
+            verdict
+        }
+    }
+}
+
+/// Calls one webhook guard; a finding when it flags the text (or fails closed).
+async fn ask_webhook(
+    http: &reqwest::Client,
+    name: &str,
+    hook: &WebhookConfig,
+    text: &str,
+    direction: Direction,
+    subject: &Subject<'_>,
+) -> Option<Finding> {
+    let finding = |score: f32| Finding {
+        detector: DetectorId::Shared(Arc::from(format!("webhook.{name}"))),
+        category: hook.category,
+        start: 0,
+        end: text.len(),
+        score,
+    };
+    let mut request = http
+        .post(&hook.url)
+        .timeout(Duration::from_millis(hook.timeout_ms))
+        .json(&json!({ "text": text, "direction": side(direction), "server": subject.server, "name": subject.name }));
+    if let Some(token) = hook.bearer_env.as_deref().and_then(|v| std::env::var(v).ok()) {
+        request = request.bearer_auth(token);
+    }
+    let answer = async {
+        let response = request.send().await.map_err(|e| format!("request failed: {}", e.without_url()))?;
+        if !response.status().is_success() {
+            return Err(format!("answered HTTP {}", response.status()));
+        }
+        let body: Value = response.json().await.map_err(|e| format!("answer is not JSON: {}", e.without_url()))?;
+        let flagged = body.get("flagged").and_then(Value::as_bool).ok_or("answer has no boolean `flagged`")?;
+        let score = body.get("score").and_then(Value::as_f64).unwrap_or(1.0) as f32;
+        Ok::<_, String>(flagged.then_some(score.clamp(0.0, 1.0)))
+    };
+    match answer.await {
+        Ok(score) => score.map(finding),
+        Err(why) => match hook.on_error {
+            FailMode::FailClosed => {
+                tracing::warn!(webhook = name, reason = %why, "webhook guard unavailable: failing closed");
+                Some(finding(1.0))
+            }
+            FailMode::FailOpen => {
+                tracing::warn!(webhook = name, reason = %why, "webhook guard unavailable: failing open");
+                None
+            }
+        },
+    }
+}
+
+/// The text strings of a message, one per line, as the detectors saw them.
+fn joined_text(raw: &RawValue, direction: Direction) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(raw.get()) else { return String::new() };
+    let mut out = String::new();
+    visit_strings(&mut value, skipped_keys(direction), &mut |s: &mut String| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(s);
+    });
+    out
+}
+
+fn skipped_keys(direction: Direction) -> &'static [&'static str] {
+    // Arguments are the caller's own data: every string counts. Results carry binary
+    // payloads and protocol fields that are not text.
+    match direction {
+        Direction::Request => &[],
+        Direction::Response => &SKIPPED_KEYS,
+    }
+}
+
+fn side(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Request => "request",
+        Direction::Response => "response",
+    }
+}
+
 /// Inspects every text string of `raw` (a JSON value) under `profile`.
-pub fn inspect_json(guard: &Guard, profile: &Profile, direction: Direction, raw: &RawValue, subject: &Subject) -> Verdict {
+pub fn inspect_json(
+    guard: &Guard,
+    profile: &Profile,
+    direction: Direction,
+    raw: &RawValue,
+    subject: &Subject,
+) -> Verdict {
     if !guard.enabled {
         return Verdict::Pass;
     }
@@ -50,13 +181,7 @@ pub fn inspect_json(guard: &Guard, profile: &Profile, direction: Direction, raw:
     let mut detectors: Vec<String> = Vec::new();
     let mut blocking: Vec<String> = Vec::new();
     let mut changed = false;
-    // Arguments are the caller's own data: every string counts. Results carry binary
-    // payloads and protocol fields that are not text.
-    let skip = match direction {
-        Direction::Request => &[][..],
-        Direction::Response => &SKIPPED_KEYS[..],
-    };
-    visit_strings(&mut value, skip, &mut |s: &mut String| {
+    visit_strings(&mut value, skipped_keys(direction), &mut |s: &mut String| {
         let inspection = guard.inspect(profile, direction, s);
         if inspection.decisions.is_empty() {
             return;
@@ -81,10 +206,7 @@ pub fn inspect_json(guard: &Guard, profile: &Profile, direction: Direction, raw:
     detectors.dedup();
     blocking.sort();
     blocking.dedup();
-    let side = match direction {
-        Direction::Request => "request",
-        Direction::Response => "response",
-    };
+    let side = side(direction);
     if enforced < strongest {
         tracing::warn!(
             server = subject.server, name = subject.name, profile = %profile.name, direction = side,
@@ -168,9 +290,8 @@ mod tests {
     #[test]
     fn secrets_in_results_are_redacted_and_binary_is_skipped() {
         let token = "ghp_R4nd0mT0k3nV4lu3F0rT35t1ngPurp0s3s12";
-        let raw = format!(
-            r#"{{"content":[{{"type":"text","text":"key {token} ok"}},{{"type":"image","data":"{token}"}}]}}"#
-        );
+        let raw =
+            format!(r#"{{"content":[{{"type":"text","text":"key {token} ok"}},{{"type":"image","data":"{token}"}}]}}"#);
         let Verdict::Replace(out) = run(&raw, Direction::Response) else { panic!("not redacted") };
         let v: Value = serde_json::from_str(out.get()).unwrap();
         assert_eq!(v["content"][0]["text"], "key [REDACTED:GITHUB_PAT] ok");
@@ -179,6 +300,9 @@ mod tests {
 
     #[test]
     fn clean_content_passes_untouched() {
-        assert!(matches!(run(r#"{"content":[{"type":"text","text":"3 files changed"}]}"#, Direction::Response), Verdict::Pass));
+        assert!(matches!(
+            run(r#"{"content":[{"type":"text","text":"3 files changed"}]}"#, Direction::Response),
+            Verdict::Pass
+        ));
     }
 }

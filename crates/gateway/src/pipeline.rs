@@ -5,7 +5,7 @@
 //! leaves for an upstream.
 
 use crate::federation::{Federation, List, Member, VirtualServer};
-use crate::inspect::{inspect_json, Subject, Verdict};
+use crate::inspect::{inspect_message, Subject, Verdict};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_guard::Direction;
@@ -25,6 +25,8 @@ use std::sync::Arc;
 pub struct Gateway {
     federation: ArcSwap<Federation>,
     streams: Arc<Streams>,
+    /// For webhook guards.
+    http: reqwest::Client,
 }
 
 /// What one endpoint exposes: everything, or a virtual server's subset.
@@ -34,8 +36,8 @@ enum View<'a> {
 }
 
 impl Gateway {
-    pub fn new(federation: Federation, streams: Arc<Streams>) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams }
+    pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client) -> Self {
+        Gateway { federation: ArcSwap::from_pointee(federation), streams, http }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -95,14 +97,19 @@ impl Gateway {
                 let profile = fed.guard.profile_for(&member.name, Some(name));
                 let subject = Subject { server: &member.name, name: &shown, what: "tool" };
                 if let Some(arguments) = params.get("arguments") {
-                    match inspect_json(&fed.guard, profile, Direction::Request, arguments, &subject) {
+                    match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject)
+                        .await
+                    {
                         Verdict::Pass => {}
                         Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
                         Verdict::Block(e) => return Err(e.into()),
                     }
                 }
                 let result = self.forward(member, "tools/call", params, &ctx.peer).await?;
-                inspected(inspect_json(&fed.guard, profile, Direction::Response, &result, &subject), result)
+                inspected(
+                    inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
+                    result,
+                )
             }
             "prompts/get" => {
                 let shown = params.require_str("name")?;
@@ -115,14 +122,19 @@ impl Gateway {
                 let profile = fed.guard.profile_for(&member.name, Some(name));
                 let subject = Subject { server: &member.name, name: &shown, what: "prompt" };
                 if let Some(arguments) = params.get("arguments") {
-                    match inspect_json(&fed.guard, profile, Direction::Request, arguments, &subject) {
+                    match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject)
+                        .await
+                    {
                         Verdict::Pass => {}
                         Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
                         Verdict::Block(e) => return Err(e.into()),
                     }
                 }
                 let result = self.forward(member, "prompts/get", params, &ctx.peer).await?;
-                inspected(inspect_json(&fed.guard, profile, Direction::Response, &result, &subject), result)
+                inspected(
+                    inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
+                    result,
+                )
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let uri = params.require_str("uri")?;
@@ -141,7 +153,9 @@ impl Gateway {
                         let profile = fed.guard.profile_for(&member.name, Some(upstream_uri));
                         let shown = fed.guard.mask(&uri);
                         let subject = Subject { server: &member.name, name: &shown, what: "resource" };
-                        let verdict = inspect_json(&fed.guard, profile, Direction::Response, &result, &subject);
+                        let verdict =
+                            inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject)
+                                .await;
                         Ok(map_contents_uris(&member, inspected(verdict, result)?))
                     }
                     "resources/subscribe" => self.subscribe(&member, &uri, params, ctx).await,

@@ -54,7 +54,7 @@ impl Core {
             .unwrap_or_default();
         let federation = Federation::build(Arc::new(config), None, &streams, &http);
         Arc::new(Core {
-            gateway: Arc::new(Gateway::new(federation, streams.clone())),
+            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
             http,
             config_path,

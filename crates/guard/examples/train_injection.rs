@@ -16,6 +16,9 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Short benign lines taken from each technical document for training.
+const LINES_PER_DOCUMENT: usize = 8;
+
 struct Example {
     features: Vec<u32>,
     norm: f32,
@@ -77,6 +80,14 @@ fn run() -> Result<(), String> {
             // Benign long texts are scored window by window at run time: train the same way.
             for (s, e) in windows(&text) {
                 examples.push(example(&text[s..e], 0.0));
+            }
+            // Tool results are also full of short strings (titles, messages, log lines):
+            // a few lines of each benign document teach the model what those look like.
+            if text.len() > 256 {
+                let lines = text.lines().map(str::trim).filter(|l| l.split_whitespace().nth(2).is_some());
+                for line in lines.take(LINES_PER_DOCUMENT) {
+                    examples.push(example(line, 0.0));
+                }
             }
         }
     }

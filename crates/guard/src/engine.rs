@@ -12,6 +12,7 @@ use crate::secrets::SecretScanner;
 use crate::tool::{text_fields, FieldFinding, ToolScanner};
 use crate::topics::{TopicConfig, TopicScanner};
 use crate::urls::{UrlConfig, UrlScanner};
+use crate::webhook::WebhookConfig;
 use crate::ConfigError;
 use aho_corasick::AhoCorasick;
 use globset::{Glob, GlobMatcher};
@@ -39,6 +40,8 @@ pub struct GuardConfig {
     pub profiles: BTreeMap<String, ProfileConfig>,
     /// Which profile applies to which server and tool; the first match wins.
     pub bindings: Vec<BindingConfig>,
+    /// External classifiers by name, enabled per profile with `webhooks: [name]`.
+    pub webhooks: BTreeMap<String, WebhookConfig>,
 }
 
 impl Default for GuardConfig {
@@ -50,6 +53,7 @@ impl Default for GuardConfig {
             injection: InjectionConfig::default(),
             profiles: BTreeMap::new(),
             bindings: Vec::new(),
+            webhooks: BTreeMap::new(),
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct ProfileConfig {
     pub commands: CommandConfig,
     /// Topic phrase lists (`topic.<name>` findings).
     pub topics: Vec<TopicConfig>,
+    /// Webhook guards (names from `guards.webhooks`) consulted for this profile.
+    pub webhooks: Vec<String>,
 }
 
 impl Default for ProfileConfig {
@@ -94,6 +100,7 @@ impl Default for ProfileConfig {
             exfil: ExfilConfig::default(),
             commands: CommandConfig::default(),
             topics: Vec::new(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -123,6 +130,8 @@ pub struct Profile {
     exfil: ExfilScanner,
     commands: CommandScanner,
     topics: TopicScanner,
+    /// The webhook guards of this profile, resolved from `guards.webhooks`.
+    pub webhooks: Vec<(String, WebhookConfig)>,
 }
 
 impl Profile {
@@ -196,6 +205,19 @@ impl Guard {
     pub fn new(config: &GuardConfig) -> Result<Guard, ConfigError> {
         let pii = PiiScanner::new(&config.pii)?;
         let injection = InjectionScanner::new(&config.injection)?;
+        for (name, w) in &config.webhooks {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(ConfigError::new(
+                    format!("webhooks.{name}"),
+                    "use letters, digits, `_` or `-` in webhook names",
+                ));
+            }
+            w.check(&format!("webhooks.{name}"))?;
+        }
+        let mut known: Vec<String> = crate::builtin_detectors().into_iter().map(|(id, _)| id.to_owned()).collect();
+        known.extend(config.pii.recognizers.iter().map(|r| r.id.clone()));
+        known.extend(config.webhooks.keys().map(|name| format!("webhook.{name}")));
+        known.extend(config.profiles.values().flat_map(|p| p.topics.iter().map(|t| format!("topic.{}", t.name))));
         let mut profiles = Vec::new();
         let mut named = config.profiles.clone();
         named.entry("default".to_owned()).or_default();
@@ -204,11 +226,18 @@ impl Guard {
             profiles.push(Profile {
                 name: name.clone(),
                 mode: p.mode.unwrap_or(config.mode),
-                request: Actions::new(Direction::Request, p.inherit_defaults, &p.request, &format!("{path}.request"))?,
+                request: Actions::new(
+                    Direction::Request,
+                    p.inherit_defaults,
+                    &p.request,
+                    &known,
+                    &format!("{path}.request"),
+                )?,
                 response: Actions::new(
                     Direction::Response,
                     p.inherit_defaults,
                     &p.response,
+                    &known,
                     &format!("{path}.response"),
                 )?,
                 min_score: check_score(p.min_score, &format!("{path}.min_score"))?,
@@ -217,6 +246,20 @@ impl Guard {
                 exfil: ExfilScanner::new(&p.exfil).map_err(|e| nest(&path, e))?,
                 commands: CommandScanner::new(&p.commands).map_err(|e| nest(&path, e))?,
                 topics: TopicScanner::new(&p.topics, &format!("{path}.topics"))?,
+                webhooks: p
+                    .webhooks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| {
+                        config.webhooks.get(name).map(|w| (name.clone(), w.clone())).ok_or_else(|| {
+                            let known: Vec<_> = config.webhooks.keys().map(String::as_str).collect();
+                            ConfigError::new(
+                                format!("{path}.webhooks[{i}]"),
+                                format!("no webhook named `{name}` in guards.webhooks (known: {})", known.join(", ")),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
             });
         }
         let default_profile = profiles.iter().position(|p| p.name == "default").unwrap_or(0);
@@ -312,7 +355,7 @@ impl Guard {
             .map(|finding| Decision { action: actions.decide(&finding), finding })
             .filter(|d| d.action != Action::Allow)
             .collect();
-        decisions.sort_by(|a, b| (a.finding.start, a.finding.end).cmp(&(b.finding.start, b.finding.end)));
+        decisions.sort_by_key(|d| (d.finding.start, d.finding.end));
         let action = decisions.iter().map(|d| d.action).max().unwrap_or(Action::Allow);
         let enforced = match profile.mode {
             Mode::Enforce => action,

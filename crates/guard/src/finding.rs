@@ -115,6 +115,8 @@ impl Category {
         match family {
             "exfil" => Some(Category::Injection),
             "custom" => Some(Category::Pii),
+            // A webhook's category is configured; topic is its default.
+            "webhook" => Some(Category::Topic),
             other => Category::parse(other),
         }
     }

@@ -20,9 +20,25 @@ mod redact;
 pub mod tool;
 pub mod topics;
 pub mod urls;
+pub mod webhook;
 
 pub use engine::{BindingConfig, Decision, Guard, GuardConfig, Inspection, Profile, ProfileConfig, ToolInspection};
 pub use profile::{Action, Mode};
+
+/// Every built-in detector id with its category, in a stable order: what profiles may
+/// name, what GUARDRAILS.md documents. User recognizers (`custom.*`, `pii.*`) and topics
+/// (`topic.<name>`) come from the config and are not listed.
+pub fn builtin_detectors() -> Vec<(&'static str, Category)> {
+    let mut out: Vec<(&'static str, Category)> = Vec::new();
+    out.extend(pii::DETECTORS.iter().map(|&id| (id, Category::Pii)));
+    out.extend(secrets::SecretScanner::formats().map(|(id, _)| (id, Category::Secret)));
+    out.extend(injection::DETECTORS.iter().map(|&id| (id, Category::Injection)));
+    out.extend(exfil::DETECTORS.iter().map(|&id| (id, Category::Injection)));
+    out.extend(urls::DETECTORS.iter().map(|&id| (id, Category::Url)));
+    out.extend(commands::DETECTORS.iter().map(|&id| (id, Category::Code)));
+    out.extend(tool::DETECTORS.iter().map(|&id| (id, Category::Poisoning)));
+    out
+}
 
 /// A guard configuration that cannot be compiled; `path` names the offending field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -189,7 +189,7 @@ fn decode_run(run: &str) -> Option<(Encoding, String)> {
         let decoded = percent_decode(run)?;
         return readable(&decoded).then_some((Encoding::Percent, decoded));
     }
-    if run.len() % 2 == 0 && run.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if run.len().is_multiple_of(2) && run.bytes().all(|b| b.is_ascii_hexdigit()) {
         let bytes: Option<Vec<u8>> =
             run.as_bytes().chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok()).collect();
         let s = String::from_utf8(bytes?).ok()?;
@@ -247,12 +247,48 @@ fn readable(s: &str) -> bool {
 /// Common English words, and the same words rot13-encoded: rot13 text is worth
 /// rescanning when it has many of the encoded words and few plain ones.
 const COMMON_WORDS: [&str; 20] = [
-    "the", "and", "you", "your", "all", "ignore", "previous", "instructions", "that", "system", "prompt", "now",
-    "are", "tell", "with", "for", "not", "this", "what", "have",
+    "the",
+    "and",
+    "you",
+    "your",
+    "all",
+    "ignore",
+    "previous",
+    "instructions",
+    "that",
+    "system",
+    "prompt",
+    "now",
+    "are",
+    "tell",
+    "with",
+    "for",
+    "not",
+    "this",
+    "what",
+    "have",
 ];
 const COMMON_WORDS_ROT13: [&str; 20] = [
-    "gur", "naq", "lbh", "lbhe", "nyy", "vtaber", "cerivbhf", "vafgehpgvbaf", "gung", "flfgrz", "cebzcg", "abj",
-    "ner", "gryy", "jvgu", "sbe", "abg", "guvf", "jung", "unir",
+    "gur",
+    "naq",
+    "lbh",
+    "lbhe",
+    "nyy",
+    "vtaber",
+    "cerivbhf",
+    "vafgehpgvbaf",
+    "gung",
+    "flfgrz",
+    "cebzcg",
+    "abj",
+    "ner",
+    "gryy",
+    "jvgu",
+    "sbe",
+    "abg",
+    "guvf",
+    "jung",
+    "unir",
 ];
 
 /// Both word lists in one automaton (built once; immutable): patterns below

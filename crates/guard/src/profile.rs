@@ -70,17 +70,21 @@ pub struct Actions {
 }
 
 /// The detector families a selector may name besides categories.
-const FAMILIES: [&str; 9] = ["pii", "secret", "injection", "exfil", "url", "code", "topic", "poisoning", "custom"];
+const FAMILIES: [&str; 10] =
+    ["pii", "secret", "injection", "exfil", "url", "code", "topic", "poisoning", "custom", "webhook"];
 
 impl Actions {
+    /// `known` lists the detector ids a selector may name exactly (built-in ones, the
+    /// config's recognizers and topics).
     pub fn new(
         direction: Direction,
         inherit: bool,
         rules: &BTreeMap<String, Action>,
+        known: &[String],
         path: &str,
     ) -> Result<Self, ConfigError> {
         for key in rules.keys() {
-            check_selector(key).map_err(|m| ConfigError::new(format!("{path}.{key}"), m))?;
+            check_selector(key, known).map_err(|m| ConfigError::new(format!("{path}.{key}"), m))?;
         }
         Ok(Actions { direction, inherit, rules: rules.iter().map(|(k, v)| (k.clone(), *v)).collect() })
     }
@@ -120,19 +124,25 @@ impl Actions {
     }
 }
 
-fn check_selector(key: &str) -> Result<(), String> {
+fn check_selector(key: &str, known: &[String]) -> Result<(), String> {
     if key == "*" || Category::parse(key).is_some() {
         return Ok(());
     }
     let hint = "use a category (pii, secret, injection, url, code, topic, poisoning), a family such as `secret.*`, \
                 a detector id such as `pii.email`, or `*`";
     match key.split_once('.') {
-        Some((family, rest)) if FAMILIES.contains(&family) && !rest.is_empty() => {
-            if rest == "*" || rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                Ok(())
-            } else {
-                Err(format!("`{key}` is not a detector selector; {hint}"))
+        Some((family, "*")) if FAMILIES.contains(&family) => Ok(()),
+        Some((family, _)) if FAMILIES.contains(&family) => {
+            if known.iter().any(|k| k == key) {
+                return Ok(());
             }
+            let siblings: Vec<&str> =
+                known.iter().map(String::as_str).filter(|k| k.starts_with(&format!("{family}."))).take(12).collect();
+            Err(format!(
+                "no detector `{key}`; {family} detectors include: {}{}",
+                siblings.join(", "),
+                if siblings.len() == 12 { ", ... (see GUARDRAILS.md)" } else { "" }
+            ))
         }
         _ => Err(format!("unknown detector selector `{key}`; {hint}")),
     }
@@ -144,7 +154,7 @@ mod tests {
 
     fn actions(rules: &[(&str, Action)], inherit: bool) -> Actions {
         let rules = rules.iter().map(|(k, a)| (k.to_string(), *a)).collect();
-        Actions::new(Direction::Response, inherit, &rules, "profiles.p.response").unwrap()
+        Actions::new(Direction::Response, inherit, &rules, &known(), "profiles.p.response").unwrap()
     }
 
     #[test]
@@ -160,11 +170,22 @@ mod tests {
         assert!(!none.wants(Category::Secret, "secret"));
     }
 
+    fn known() -> Vec<String> {
+        crate::builtin_detectors().into_iter().map(|(id, _)| id.to_owned()).collect()
+    }
+
     #[test]
     fn bad_selectors_name_the_path() {
         let rules = [("emails".to_string(), Action::Block)].into_iter().collect();
-        let err = Actions::new(Direction::Request, true, &rules, "profiles.p.request").unwrap_err();
+        let err = Actions::new(Direction::Request, true, &rules, &known(), "profiles.p.request").unwrap_err();
         assert_eq!(err.path, "profiles.p.request.emails");
         assert!(err.message.contains("unknown detector selector"), "{}", err.message);
+        let rules = [("pii.emial".to_string(), Action::Block)].into_iter().collect();
+        let err = Actions::new(Direction::Request, true, &rules, &known(), "p").unwrap_err();
+        assert!(
+            err.message.starts_with("no detector `pii.emial`; pii detectors include: pii.email"),
+            "{}",
+            err.message
+        );
     }
 }

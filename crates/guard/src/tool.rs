@@ -35,6 +35,15 @@ static RULES: &[Rule] = &[
     },
 ];
 
+/// Every detector id this module reports.
+pub const DETECTORS: [&str; 5] = [
+    "poisoning.hidden_instructions",
+    "poisoning.sensitive_paths",
+    "poisoning.side_channel",
+    "poisoning.hidden_characters",
+    "poisoning.tool_reference",
+];
+
 /// The compiled tool-definition rules.
 pub struct ToolScanner {
     set: RegexSet,
@@ -54,7 +63,8 @@ impl ToolScanner {
     pub fn new() -> Self {
         // Static patterns, compiled in the tests below.
         let set = RegexSet::new(RULES.iter().map(|r| ascii_boundaries(r.pattern))).expect("poisoning rules compile");
-        let regexes = RULES.iter().map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("poisoning rule compiles")).collect();
+        let regexes =
+            RULES.iter().map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("poisoning rule compiles")).collect();
         ToolScanner { set, regexes }
     }
 

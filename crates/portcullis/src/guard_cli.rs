@@ -56,7 +56,8 @@ pub fn guard(config: Option<PathBuf>, profile_name: &str, direction: Direction) 
 }
 
 fn scan_line(guard: &Guard, profile: &Profile, direction: Direction, line: &str) -> Result<Value, String> {
-    let input: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e}); expected {{\"text\": \"...\"}}"))?;
+    let input: Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON ({e}); expected {{\"text\": \"...\"}}"))?;
     if let Some(text) = input.get("text") {
         let text = text.as_str().ok_or("\"text\" must be a string")?;
         let inspection = guard.inspect(profile, direction, text);
@@ -168,8 +169,6 @@ pub fn eval(
     let mut report = Vec::new();
     for file in files {
         let rows = read_corpus(file, only)?;
-        let mut by_category: BTreeMap<Category, Counts> = BTreeMap::new();
-        let mut by_detector: BTreeMap<String, Counts> = BTreeMap::new();
         let started = std::time::Instant::now();
         let mut bytes = 0usize;
         let scanned: Vec<Vec<portcullis_guard::Finding>> = rows
@@ -184,7 +183,8 @@ pub fn eval(
         // Every line counts for every category and detector that the corpus labels or that
         // fired anywhere in it: a finding on an unlabelled line is a false positive, a
         // labelled line without one a false negative.
-        let mut categories: Vec<Category> = rows.iter().flat_map(|r| r.labels.iter()).filter_map(|l| label_category(l)).collect();
+        let mut categories: Vec<Category> =
+            rows.iter().flat_map(|r| r.labels.iter()).filter_map(|l| label_category(l)).collect();
         categories.extend(scanned.iter().flatten().map(|f| f.category));
         categories.sort();
         categories.dedup();
@@ -204,8 +204,14 @@ pub fn eval(
                 // A line labelled with a bare category (`injection`) is a positive for every
                 // detector of that category: their recall says how much each one catches.
                 let category = Category::of_detector(d);
-                let expected = row.labels.iter().any(|l| l == d || (Category::parse(l).is_some() && Category::parse(l) == category));
-                by_detector.entry(d.clone()).or_default().add(expected, findings.iter().any(|f| f.detector.as_str() == d));
+                let expected = row
+                    .labels
+                    .iter()
+                    .any(|l| l == d || (Category::parse(l).is_some() && Category::parse(l) == category));
+                by_detector
+                    .entry(d.clone())
+                    .or_default()
+                    .add(expected, findings.iter().any(|f| f.detector.as_str() == d));
             }
         }
         let elapsed = started.elapsed();
@@ -234,8 +240,12 @@ pub fn eval(
             *bytes as f64 / 1024.0,
             *bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
         );
-        println!("{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}", "", "pos", "neg", "tp", "fp", "precision", "recall", "fpr");
-        let rows = cats.iter().map(|(c, v)| (c.as_str().to_owned(), v)).chain(dets.iter().map(|(d, v)| (format!("  {d}"), v)));
+        println!(
+            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
+            "", "pos", "neg", "tp", "fp", "precision", "recall", "fpr"
+        );
+        let rows =
+            cats.iter().map(|(c, v)| (c.as_str().to_owned(), v)).chain(dets.iter().map(|(d, v)| (format!("  {d}"), v)));
         for (name, c) in rows {
             println!(
                 "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
@@ -283,7 +293,10 @@ fn read_corpus(path: &Path, only: &[Category]) -> Result<Vec<Labelled>> {
                 bail!("{}: unknown label `{l}`; use a category (pii, secret, injection, ...) or a detector id", at());
             }
         }
-        let labels = labels.into_iter().filter(|l| only.is_empty() || label_category(l).is_some_and(|c| only.contains(&c))).collect();
+        let labels = labels
+            .into_iter()
+            .filter(|l| only.is_empty() || label_category(l).is_some_and(|c| only.contains(&c)))
+            .collect();
         rows.push(Labelled { text, labels });
     }
     Ok(rows)

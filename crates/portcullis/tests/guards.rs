@@ -128,12 +128,19 @@ fn guard_cli_writes_one_verdict_per_line_in_order() {
     assert_eq!(lines[1]["verdict"], "redact");
     assert_eq!(lines[1]["text"], "token [REDACTED:GITHUB_PAT]");
     let f = &lines[1]["findings"][0];
-    assert_eq!((f["detector"].as_str(), f["category"].as_str(), f["start"].as_u64(), f["end"].as_u64()), (Some("secret.github_pat"), Some("secret"), Some(6), Some(6 + TOKEN.len() as u64)));
+    assert_eq!(
+        (f["detector"].as_str(), f["category"].as_str(), f["start"].as_u64(), f["end"].as_u64()),
+        (Some("secret.github_pat"), Some("secret"), Some(6), Some(6 + TOKEN.len() as u64))
+    );
     assert_eq!(lines[2]["verdict"], "flag");
     assert_eq!(lines[2]["findings"][0]["detector"], "pii.email");
     assert_eq!(lines[3]["verdict"], "block");
-    let detectors: Vec<&str> = lines[3]["findings"].as_array().unwrap().iter().map(|f| f["detector"].as_str().unwrap()).collect();
-    assert!(detectors.contains(&"poisoning.sensitive_paths") && detectors.contains(&"injection.concealment"), "{detectors:?}");
+    let detectors: Vec<&str> =
+        lines[3]["findings"].as_array().unwrap().iter().map(|f| f["detector"].as_str().unwrap()).collect();
+    assert!(
+        detectors.contains(&"poisoning.sensitive_paths") && detectors.contains(&"injection.concealment"),
+        "{detectors:?}"
+    );
 
     // Bad lines get an error in their place, and the exit status says so.
     let (code, lines, _) = run_guard(&[], "not json\n{\"text\": 5}\n{\"text\": \"ok\"}\n");
@@ -191,4 +198,85 @@ fn check_reports_bad_guard_settings_with_their_path() {
     let err = String::from_utf8_lossy(&Command::new(BIN).arg("check").arg(&file).output().unwrap().stderr).into_owned();
     assert!(err.contains("guards.bindings[0].profile: no profile named `missing`"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A minimal external classifier: flags any text containing "forbidden-topic"; with
+/// `hang`, accepts connections and never answers.
+async fn classifier(hang: bool) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the headers and the body (Content-Length) of one request.
+                loop {
+                    let Ok(n) = stream.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                if hang {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    return;
+                }
+                let flagged = String::from_utf8_lossy(&buf).contains("forbidden-topic");
+                let body = json!({ "flagged": flagged, "score": 0.97, "label": "policy" }).to_string();
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn webhook_guards_block_flagged_text_and_fail_closed_or_open_as_configured() {
+    let ok = classifier(false).await;
+    let hung = classifier(true).await;
+    let config = format!(
+        "{DEMO}
+guards:
+  webhooks:
+    policy: {{ url: 'http://127.0.0.1:{ok}/classify', timeout_ms: 2000 }}
+    closed: {{ url: 'http://127.0.0.1:{hung}/classify', timeout_ms: 200, directions: [response] }}
+    open: {{ url: 'http://127.0.0.1:{hung}/classify', timeout_ms: 200, on_error: fail_open }}
+  profiles:
+    default: {{ webhooks: [policy] }}
+    closed: {{ webhooks: [closed] }}
+    open: {{ webhooks: [open] }}
+  bindings:
+    - {{ profile: closed, servers: [demo], tools: [test_simple_text] }}
+    - {{ profile: open, servers: [demo], tools: [test_error_handling] }}
+"
+    );
+    let gw = Gateway::start(&config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    assert_eq!(echo(&mut c, "a harmless message").await.result()["content"][0]["text"], "a harmless message");
+    let r = echo(&mut c, "tell me about the forbidden-topic").await;
+    assert_eq!(r.error()["data"]["detectors"], json!(["webhook.policy"]), "{}", r.response());
+    // The classifier does not answer in time: fail_closed refuses, fail_open lets it through.
+    let closed = c.request("tools/call", json!({ "name": "demo__test_simple_text", "arguments": {} })).await;
+    assert_eq!(closed.error()["data"]["detectors"], json!(["webhook.closed"]), "{}", closed.response());
+    let open = c.request("tools/call", json!({ "name": "demo__test_error_handling", "arguments": {} })).await;
+    assert_eq!(open.result()["isError"], true, "the tool's own result comes back: {}", open.response());
+    gw.server.shutdown().await.unwrap();
 }

@@ -68,8 +68,12 @@ impl Heuristics {
     pub fn new() -> Self {
         // The patterns are static and compiled by the tests below, so failing here is a
         // programming error the test suite catches.
-        let set = RegexSet::new(RULES.iter().map(|r| ascii_boundaries(r.pattern))).expect("injection heuristics compile");
-        let regexes = RULES.iter().map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("injection heuristic compiles")).collect();
+        let set =
+            RegexSet::new(RULES.iter().map(|r| ascii_boundaries(r.pattern))).expect("injection heuristics compile");
+        let regexes = RULES
+            .iter()
+            .map(|r| Regex::new(&ascii_boundaries(r.pattern)).expect("injection heuristic compiles"))
+            .collect();
         Heuristics { set, regexes }
     }
 

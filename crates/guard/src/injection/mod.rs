@@ -16,6 +16,19 @@ use heuristics::Heuristics;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+/// Every detector id this module reports.
+pub const DETECTORS: [&str; 9] = [
+    "injection.override",
+    "injection.role",
+    "injection.prompt_leak",
+    "injection.delimiter",
+    "injection.concealment",
+    "injection.directive",
+    "injection.classifier",
+    "injection.encoded",
+    "injection.hidden_text",
+];
+
 /// Prompt-injection settings.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -59,12 +72,7 @@ impl InjectionScanner {
             Some(t) => t,
             None => model.as_ref().map_or(1.0, |m| m.threshold),
         };
-        Ok(InjectionScanner {
-            heuristics: Heuristics::new(),
-            model,
-            threshold,
-            decode: config.decode,
-        })
+        Ok(InjectionScanner { heuristics: Heuristics::new(), model, threshold, decode: config.decode })
     }
 
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {

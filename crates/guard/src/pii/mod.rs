@@ -187,14 +187,12 @@ pub(crate) fn context_words(b: &[u8], s: usize, e: usize, before: usize, after: 
     let found = |lo: usize, hi: usize| {
         let hay = &b[lo..hi];
         words.iter().any(|w| {
-            hay.windows(w.len())
-                .enumerate()
-                .any(|(i, win)| {
-                    let at = lo + i;
-                    win.eq_ignore_ascii_case(w)
-                        && (at == 0 || !b[at - 1].is_ascii_alphabetic())
-                        && !b.get(at + w.len()).is_some_and(u8::is_ascii_alphabetic)
-                })
+            hay.windows(w.len()).enumerate().any(|(i, win)| {
+                let at = lo + i;
+                win.eq_ignore_ascii_case(w)
+                    && (at == 0 || !b[at - 1].is_ascii_alphabetic())
+                    && !b.get(at + w.len()).is_some_and(u8::is_ascii_alphabetic)
+            })
         })
     };
     found(s.saturating_sub(before), s) || found(e, (e + after).min(b.len()))

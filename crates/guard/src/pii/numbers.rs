@@ -23,8 +23,21 @@ pub const PHONE_BARE_SCORE: f32 = 0.6;
 
 const SSN_WORDS: &[&[u8]] = &[b"ssn", b"social security", b"social sec", b"ss#", b"ss #", b"ss no"];
 const PHONE_WORDS: &[&[u8]] = &[
-    b"phone", b"phones", b"telephone", b"tel", b"mobile", b"cell", b"fax", b"whatsapp", b"sms", b"call", b"mobil",
-    b"telefon", b"telefono", b"ruf", b"appel",
+    b"phone",
+    b"phones",
+    b"telephone",
+    b"tel",
+    b"mobile",
+    b"cell",
+    b"fax",
+    b"whatsapp",
+    b"sms",
+    b"call",
+    b"mobil",
+    b"telefon",
+    b"telefono",
+    b"ruf",
+    b"appel",
 ];
 
 enum Outcome {
@@ -166,7 +179,14 @@ fn left_ok(b: &[u8], s: usize, run_end: usize) -> bool {
         b',' => {
             let next = b.get(run_end).copied().unwrap_or(0);
             let after = b.get(run_end + 1).copied().unwrap_or(0);
-            let quad = next == b'.' && b[run_end..].iter().take(13).take_while(|c| c.is_ascii_digit() || **c == b'.').filter(|c| **c == b'.').count() == 3;
+            let quad = next == b'.'
+                && b[run_end..]
+                    .iter()
+                    .take(13)
+                    .take_while(|c| c.is_ascii_digit() || **c == b'.')
+                    .filter(|c| **c == b'.')
+                    .count()
+                    == 3;
             let grouped = next == b' ' && after.is_ascii_digit();
             !(pp.is_ascii_digit() && run_end - s == 3 && !matches!(next, b'-' | b'(' | b')') && !quad && !grouped)
         }

@@ -121,9 +121,23 @@ fn rule_detector(rule: &SecretRule) -> &'static str {
 
 /// Words that mark a documentation value rather than a credential; matched ASCII
 /// case-insensitively anywhere in the span.
-const PLACEHOLDER_MARKERS: &[&str] =
-    &["example", "xxxxxx", "placeholder", "your_", "your-", "<", ">", "redacted", "changeme", "dummy", "sample",
-      "accesstoken", "personal", "token0", "00000"];
+const PLACEHOLDER_MARKERS: &[&str] = &[
+    "example",
+    "xxxxxx",
+    "placeholder",
+    "your_",
+    "your-",
+    "<",
+    ">",
+    "redacted",
+    "changeme",
+    "dummy",
+    "sample",
+    "accesstoken",
+    "personal",
+    "token0",
+    "00000",
+];
 
 /// Whether a matched span is a placeholder from documentation or a template rather than a
 /// credential: it contains (ASCII case-insensitively) one of `PLACEHOLDER_MARKERS`
