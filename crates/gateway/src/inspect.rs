@@ -19,9 +19,22 @@ use std::time::Duration;
 pub const GUARD_BLOCKED: i64 = -32002;
 
 /// Keys whose values are never model-readable text: binary payloads, identifiers,
-/// protocol metadata.
-const SKIPPED_KEYS: [&str; 10] =
-    ["data", "blob", "mimeType", "uri", "type", "_meta", "annotations", "progressToken", "resultType", "isError"];
+/// protocol metadata, and sealed state that must come back byte for byte.
+const SKIPPED_KEYS: [&str; 13] = [
+    "data",
+    "blob",
+    "mimeType",
+    "uri",
+    "type",
+    "_meta",
+    "annotations",
+    "progressToken",
+    "resultType",
+    "isError",
+    "requestState",
+    "cursor",
+    "nextCursor",
+];
 
 /// What the caller should do with a message after inspection.
 pub enum Verdict {

@@ -47,7 +47,14 @@ pub enum Mode {
 
 /// The built-in actions: block credentials leaving for tools and injections arriving
 /// from them, redact credentials in results, record the rest.
-pub fn default_action(direction: Direction, category: Category) -> Action {
+///
+/// The injection classifier alone only flags: on short strings it is wrong about one time
+/// in two hundred (GUARDRAILS.md), and a tool result holds many strings, so blocking on it
+/// by default would break ordinary calls. `injection.classifier: block` opts in.
+pub fn default_action(direction: Direction, detector: &str, category: Category) -> Action {
+    if detector == "injection.classifier" {
+        return Action::Flag;
+    }
     match (direction, category) {
         (Direction::Request, Category::Secret) => Action::Block,
         (Direction::Response, Category::Secret) => Action::Redact,
@@ -103,7 +110,7 @@ impl Actions {
             return *a;
         }
         if self.inherit {
-            default_action(self.direction, category)
+            default_action(self.direction, detector, category)
         } else {
             Action::Allow
         }
@@ -163,7 +170,8 @@ mod tests {
         assert_eq!(a.resolve("pii.email", Category::Pii), Action::Redact);
         assert_eq!(a.resolve("pii.ipv4", Category::Pii), Action::Allow);
         assert_eq!(a.resolve("secret.github_pat", Category::Secret), Action::Block);
-        assert_eq!(a.resolve("injection.classifier", Category::Injection), Action::Block, "built-in default");
+        assert_eq!(a.resolve("injection.override", Category::Injection), Action::Block, "built-in default");
+        assert_eq!(a.resolve("injection.classifier", Category::Injection), Action::Flag, "built-in default");
         let none = actions(&[("pii.email", Action::Flag)], false);
         assert_eq!(none.resolve("injection.classifier", Category::Injection), Action::Allow);
         assert!(none.wants(Category::Pii, "pii"));

@@ -1,0 +1,19 @@
+//! GUARDRAILS.md documents every built-in detector and cites every secret format's source:
+//! a detector added without its line there fails here.
+
+use portcullis_guard::builtin_detectors;
+use portcullis_guard::secrets::SecretScanner;
+
+#[test]
+fn guardrails_md_lists_every_detector_and_secret_source() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../GUARDRAILS.md")).unwrap();
+    let missing: Vec<&str> =
+        builtin_detectors().into_iter().map(|(id, _)| id).filter(|id| !doc.contains(&format!("`{id}`"))).collect();
+    assert!(
+        missing.is_empty(),
+        "not in GUARDRAILS.md (regenerate with `cargo run -q -p portcullis-guard --example detectors`): {missing:?}"
+    );
+    for (id, source) in SecretScanner::formats() {
+        assert!(doc.contains(&format!("| `{id}` | <{source}> |")), "{id}: its source is not cited in GUARDRAILS.md");
+    }
+}
