@@ -10,6 +10,7 @@ use futures::future::join_all;
 use portcullis_guard::webhook::{FailMode, WebhookConfig};
 use portcullis_guard::{Action, DetectorId, Direction, Finding, Guard, Profile};
 use portcullis_mcp::jsonrpc::RpcError;
+use portcullis_mcp::peer::Peer;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -51,7 +52,18 @@ pub struct Subject<'a> {
     pub server: &'a str,
     /// The tool, prompt or resource as the client named it.
     pub name: &'a str,
+    /// "tool", "prompt", "resource", or "sampling" (a sampling request made by a tool).
     pub what: &'static str,
+}
+
+impl Subject<'_> {
+    /// Where a finding was, for messages: "the request of tool `x`".
+    fn place(&self, side: &str) -> String {
+        match self.what {
+            "sampling" => format!("a sampling request of tool `{}`", self.name),
+            what => format!("the {side} of {what} `{}`", self.name),
+        }
+    }
 }
 
 /// The whole inspect stage for one message: the guard's detectors, then the profile's
@@ -175,6 +187,26 @@ fn side(direction: Direction) -> &'static str {
     }
 }
 
+/// The client handle an upstream call gets: the sampling requests the upstream makes pass
+/// the inspect stage (direction `response`: the upstream wrote them) before they reach the
+/// client's model; a block is answered to the upstream as an error.
+pub fn guarded_peer(guard: &Arc<Guard>, server: &str, name: &str, peer: &Peer) -> Peer {
+    if !guard.enabled {
+        return peer.clone();
+    }
+    let (guard, server, name) = (guard.clone(), server.to_owned(), name.to_owned());
+    peer.with_filter(Arc::new(move |method: &str, params: Option<&RawValue>| {
+        let Some(params) = params.filter(|_| method == "sampling/createMessage") else { return Ok(None) };
+        let profile = guard.profile_for(&server, Some(&name));
+        let subject = Subject { server: &server, name: &name, what: "sampling" };
+        match inspect_json(&guard, profile, Direction::Response, params, &subject) {
+            Verdict::Pass => Ok(None),
+            Verdict::Replace(redacted) => Ok(Some(redacted)),
+            Verdict::Block(e) => Err(e),
+        }
+    }))
+}
+
 /// Inspects every text string of `raw` (a JSON value) under `profile`.
 pub fn inspect_json(
     guard: &Guard,
@@ -245,13 +277,7 @@ pub fn inspect_json(
 fn blocked_error(profile: &Profile, side: &str, detectors: &[String], subject: &Subject) -> RpcError {
     RpcError::new(
         GUARD_BLOCKED,
-        format!(
-            "blocked by guard profile `{}`: {} in the {side} of {} `{}`",
-            profile.name,
-            detectors.join(", "),
-            subject.what,
-            subject.name
-        ),
+        format!("blocked by guard profile `{}`: {} in {}", profile.name, detectors.join(", "), subject.place(side)),
     )
     .with_data(json!({
         "policy": "guard",

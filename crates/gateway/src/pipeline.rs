@@ -5,7 +5,7 @@
 //! leaves for an upstream.
 
 use crate::federation::{Federation, List, Member, VirtualServer};
-use crate::inspect::{inspect_message, Subject, Verdict};
+use crate::inspect::{guarded_peer, inspect_message, Subject, Verdict};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_guard::Direction;
@@ -105,7 +105,8 @@ impl Gateway {
                         Verdict::Block(e) => return Err(e.into()),
                     }
                 }
-                let result = self.forward(member, "tools/call", params, &ctx.peer).await?;
+                let peer = guarded_peer(&fed.guard, &member.name, &shown, &ctx.peer);
+                let result = self.forward(member, "tools/call", params, &peer).await?;
                 inspected(
                     inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
                     result,
@@ -130,7 +131,8 @@ impl Gateway {
                         Verdict::Block(e) => return Err(e.into()),
                     }
                 }
-                let result = self.forward(member, "prompts/get", params, &ctx.peer).await?;
+                let peer = guarded_peer(&fed.guard, &member.name, &shown, &ctx.peer);
+                let result = self.forward(member, "prompts/get", params, &peer).await?;
                 inspected(
                     inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
                     result,

@@ -60,7 +60,14 @@ pub struct Peer {
     logs: bool,
     /// For a 2026-07-28 request that may answer `input_required`: where requests go instead.
     deferred: Option<crate::server::deferred::InputSender>,
+    /// Checks what an upstream asks of the client before it goes out (the gateway's
+    /// inspect stage for sampling messages).
+    filter: Option<RequestFilter>,
 }
+
+/// Inspects a server→client request: `Ok(None)` sends it as is, `Ok(Some(params))` sends
+/// rewritten params, `Err` refuses it with that error (sent back to the upstream).
+pub type RequestFilter = Arc<dyn Fn(&str, Option<&RawValue>) -> Result<Option<Box<RawValue>>, RpcError> + Send + Sync>;
 
 /// What the client said it can do when it connected.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -104,7 +111,7 @@ impl Peer {
         pending: Arc<PendingRequests>,
         capabilities: Arc<ClientCapabilities>,
     ) -> Self {
-        Peer { out, pending, capabilities, back_channel: true, logs: true, deferred: None }
+        Peer { out, pending, capabilities, back_channel: true, logs: true, deferred: None, filter: None }
     }
 
     /// A peer for a 2026-07-28 request: no server→client requests, logs only if asked for.
@@ -124,6 +131,11 @@ impl Peer {
         self
     }
 
+    /// This peer with requests to the client passing `filter` first.
+    pub fn with_filter(&self, filter: RequestFilter) -> Self {
+        Peer { filter: Some(filter), ..self.clone() }
+    }
+
     /// Whether the client takes server→client requests (false for 2026-07-28 clients).
     pub fn has_back_channel(&self) -> bool {
         self.back_channel
@@ -139,6 +151,11 @@ impl Peer {
 
     /// Sends a request to the client and waits for its answer.
     pub async fn request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
+        let filtered = match &self.filter {
+            Some(filter) => filter(method, params).map_err(|e| e.to_raw())?,
+            None => None,
+        };
+        let params = filtered.as_deref().or(params);
         if !self.capabilities.allows(method) {
             let code = if self.back_channel { crate::jsonrpc::METHOD_NOT_FOUND } else { MISSING_CLIENT_CAPABILITY };
             let needed = ClientCapabilities::required_for(method);
