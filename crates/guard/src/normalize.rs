@@ -150,8 +150,7 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() && found.len() < MAX_SEGMENTS {
-        let b = bytes[i];
-        if !(b.is_ascii_alphanumeric() || b == b'%' || b == b'+' || b == b'/') {
+        if !is_encoded_byte(bytes[i]) {
             i += 1;
             continue;
         }
@@ -180,8 +179,21 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
     found
 }
 
+/// Bytes that can be part of an encoded run (base64 of both alphabets, hex, `%XX`), as a
+/// table: this loop runs over every byte of every text.
+static ENCODED_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'-' | b'_' | b'%' | b'.');
+        b += 1;
+    }
+    t
+};
+
 fn is_encoded_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'%' | b'.')
+    ENCODED_BYTE[b as usize]
 }
 
 fn decode_run(run: &str) -> Option<(Encoding, String)> {

@@ -26,6 +26,29 @@ fn bucket(h: u64) -> u32 {
     (h >> (64 - DIM_BITS)) as u32
 }
 
+const OTHER: u8 = 0;
+const SPACE: u8 = 1;
+const WORD: u8 = 2;
+
+/// Byte classes as a table (the feature loop's hot branch): ASCII whitespace, word bytes
+/// (ASCII letters and digits, and every byte of a non-ASCII character), the rest.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_whitespace() {
+            SPACE
+        } else if c.is_ascii_alphanumeric() || c >= 0x80 {
+            WORD
+        } else {
+            OTHER
+        };
+        b += 1;
+    }
+    t
+};
+
 /// Calls `emit` with the bucket of every feature of `text` (already normalized and lower
 /// case) and returns how many there were.
 #[inline]
@@ -44,8 +67,9 @@ pub fn for_each_feature_at(text: &str, mut emit: impl FnMut(usize, u32)) -> usiz
     let mut in_word = false;
     let mut prev_word: u64 = 0;
     for (at, &b) in text.as_bytes().iter().enumerate() {
-        let is_space = b.is_ascii_whitespace();
-        let is_word = b.is_ascii_alphanumeric() || b >= 0x80;
+        let class = BYTE_CLASS[b as usize];
+        let is_space = class == SPACE;
+        let is_word = class == WORD;
         if is_word {
             word = (word ^ b as u64).wrapping_mul(0x0100_0000_01b3);
             in_word = true;
