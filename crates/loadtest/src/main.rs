@@ -38,6 +38,9 @@ struct Args {
     /// Protocol the gateway speaks to the demo server: legacy (sessions) or modern (2026-07-28).
     #[arg(long, default_value = "legacy")]
     upstream_protocol: String,
+    /// Run the gateway without its guardrails (they are on by default), to measure their cost.
+    #[arg(long)]
+    no_guards: bool,
 }
 
 struct Processes {
@@ -58,7 +61,7 @@ async fn main() -> Result<()> {
     }
     let demo_port = free_port()?;
     let gw_port = free_port()?;
-    let mut procs = start(&bin, demo_port, gw_port, &args.upstream_protocol).await?;
+    let mut procs = start(&bin, demo_port, gw_port, &args.upstream_protocol, !args.no_guards).await?;
     let direct = format!("http://127.0.0.1:{demo_port}/mcp");
     let gateway = format!("http://127.0.0.1:{gw_port}/mcp");
 
@@ -116,7 +119,7 @@ struct LevelResult {
 }
 
 async fn run_level(url: &str, tool: &str, concurrency: usize, args: &Args) -> Result<LevelResult> {
-    let message = "x".repeat(args.payload);
+    let message = prose(args.payload);
     let mut clients = Vec::new();
     for _ in 0..concurrency {
         clients.push(Session::open(url).await?);
@@ -195,7 +198,20 @@ impl Session {
     }
 }
 
-async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str) -> Result<Processes> {
+/// A message of `len` bytes of ordinary English with a few identifiers, like a tool result:
+/// what the guards see in practice (a run of one letter would be unrealistically cheap).
+fn prose(len: usize) -> String {
+    const TEXT: &str = "The build for release v2.4.1 finished in 41 s; 3 tests were skipped on the ARM runner. \
+                        See issue 1042 for the flaky network test and the log at /var/log/ci/run-88.txt. ";
+    let mut out = String::with_capacity(len + TEXT.len());
+    while out.len() < len {
+        out.push_str(TEXT);
+    }
+    out.truncate(len);
+    out
+}
+
+async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str, guards: bool) -> Result<Processes> {
     let demo = Command::new(bin)
         .args(["demo-server", "--listen", &format!("127.0.0.1:{demo_port}")])
         .stdout(Stdio::null())
@@ -208,7 +224,8 @@ async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str) -> R
     std::fs::write(
         &config,
         format!(
-            "servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{demo_port}/mcp\" }}\n    protocol: {protocol}\n"
+            "servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{demo_port}/mcp\" }}\n    protocol: {protocol}\n\
+             guards: {{ enabled: {guards} }}\n"
         ),
     )?;
     let gateway = Command::new(bin)
