@@ -2,7 +2,7 @@
 //! resource contents and prompt messages on the way back, pass the guard.
 //!
 //! Content is JSON; every string that carries text a model will read is inspected, while
-//! binary payloads (`data`, `blob`), identifiers and `_meta` are skipped. Nothing found
+//! binary payloads (`data`, `blob` beside a `mimeType`), identifiers and `_meta` are skipped. Nothing found
 //! means the original bytes go on untouched; a redaction re-serializes only that message;
 //! a block replaces it with an error naming the profile and detectors (never the value).
 
@@ -19,11 +19,10 @@ use std::time::Duration;
 /// JSON-RPC error code of a call stopped by a guard (application range).
 pub const GUARD_BLOCKED: i64 = -32002;
 
-/// Keys whose values are never model-readable text: binary payloads, identifiers,
-/// protocol metadata, and sealed state that must come back byte for byte.
-const SKIPPED_KEYS: [&str; 13] = [
-    "data",
-    "blob",
+/// Keys whose values are never model-readable text: identifiers, protocol metadata, and
+/// sealed state that must come back byte for byte. (`data` and `blob` are skipped only
+/// beside a `mimeType`, where they are binary payloads: elsewhere they are a tool's data.)
+const SKIPPED_KEYS: [&str; 11] = [
     "mimeType",
     "uri",
     "type",
@@ -297,8 +296,10 @@ fn visit_strings(value: &mut Value, skip: &[&str], f: &mut impl FnMut(&mut Strin
 }
 
 fn visit_object(map: &mut Map<String, Value>, skip: &[&str], f: &mut impl FnMut(&mut String)) {
+    let binary = !skip.is_empty() && map.contains_key("mimeType");
     for (key, v) in map.iter_mut() {
-        if !skip.contains(&key.as_str()) {
+        let payload = binary && matches!(key.as_str(), "data" | "blob");
+        if !payload && !skip.contains(&key.as_str()) {
             visit_strings(v, skip, f);
         }
     }
@@ -335,6 +336,7 @@ mod tests {
         let v: Value = serde_json::from_str(out.get()).unwrap();
         assert_eq!(v["content"][0]["text"], "key [REDACTED:GITHUB_PAT] ok");
         assert_eq!(v["content"][1]["data"], token, "binary payloads are not text");
+        assert_eq!(v["structuredContent"]["data"], "[REDACTED:GITHUB_PAT]", "a tool's own `data` field is");
     }
 
     #[test]

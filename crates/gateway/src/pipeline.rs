@@ -29,6 +29,16 @@ pub struct Gateway {
     http: reqwest::Client,
 }
 
+/// A routed tool call or prompt request: the upstream, its own name for the item, and the
+/// name the client used.
+struct Call<'a> {
+    fed: &'a Federation,
+    member: &'a Member,
+    name: &'a str,
+    shown: &'a str,
+    what: &'static str,
+}
+
 /// What one endpoint exposes: everything, or a virtual server's subset.
 enum View<'a> {
     All,
@@ -94,23 +104,8 @@ impl Gateway {
                 }
                 let mut params = params;
                 params.set("name", name);
-                let profile = fed.guard.profile_for(&member.name, Some(name));
-                let subject = Subject { server: &member.name, name: &shown, what: "tool" };
-                if let Some(arguments) = params.get("arguments") {
-                    match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject)
-                        .await
-                    {
-                        Verdict::Pass => {}
-                        Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
-                        Verdict::Block(e) => return Err(e.into()),
-                    }
-                }
-                let peer = guarded_peer(&fed.guard, &member.name, &shown, &ctx.peer);
-                let result = self.forward(member, "tools/call", params, &peer).await?;
-                inspected(
-                    inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
-                    result,
-                )
+                let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
+                self.forward_inspected(call, "tools/call", params, ctx).await
             }
             "prompts/get" => {
                 let shown = params.require_str("name")?;
@@ -120,23 +115,8 @@ impl Gateway {
                 };
                 let mut params = params;
                 params.set("name", name);
-                let profile = fed.guard.profile_for(&member.name, Some(name));
-                let subject = Subject { server: &member.name, name: &shown, what: "prompt" };
-                if let Some(arguments) = params.get("arguments") {
-                    match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject)
-                        .await
-                    {
-                        Verdict::Pass => {}
-                        Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
-                        Verdict::Block(e) => return Err(e.into()),
-                    }
-                }
-                let peer = guarded_peer(&fed.guard, &member.name, &shown, &ctx.peer);
-                let result = self.forward(member, "prompts/get", params, &peer).await?;
-                inspected(
-                    inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await,
-                    result,
-                )
+                let call = Call { fed: &fed, member, name, shown: &shown, what: "prompt" };
+                self.forward_inspected(call, "prompts/get", params, ctx).await
             }
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 let uri = params.require_str("uri")?;
@@ -239,6 +219,31 @@ impl Gateway {
                 tracing::debug!(server = %member.name, error = %e, "resources/unsubscribe not forwarded");
             }
         }
+    }
+
+    /// A tool call or prompt request through the inspect stage: its `arguments` on the way
+    /// out, the sampling requests it causes, and its result on the way back.
+    async fn forward_inspected(
+        &self,
+        call: Call<'_>,
+        method: &str,
+        mut params: RawObject,
+        ctx: &RequestContext,
+    ) -> Result<Box<RawValue>, ErrorOut> {
+        let Call { fed, member, name, shown, what } = call;
+        let profile = fed.guard.profile_for(&member.name, Some(name));
+        let subject = Subject { server: &member.name, name: shown, what };
+        if let Some(arguments) = params.get("arguments") {
+            match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject).await {
+                Verdict::Pass => {}
+                Verdict::Replace(redacted) => params.set_raw("arguments", redacted),
+                Verdict::Block(e) => return Err(e.into()),
+            }
+        }
+        let peer = guarded_peer(&fed.guard, &member.name, shown, &ctx.peer);
+        let result = self.forward(member, method, params, &peer).await?;
+        let verdict = inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await;
+        inspected(verdict, result)
     }
 
     /// Sends a request to an upstream; its result or error comes back verbatim.

@@ -632,9 +632,14 @@ fn has_placeholder(url: &str) -> bool {
     false
 }
 
-/// Length after percent-decoding (`%20` counts as one).
+/// Length after percent-decoding (`%20` counts as one; a `%` without two hex digits after
+/// it, as in `%%`, counts as itself).
 fn decoded_len(s: &str) -> usize {
-    s.len() - 2 * memchr::memchr_iter(b'%', s.as_bytes()).count()
+    let bytes = s.as_bytes();
+    let escapes = memchr::memchr_iter(b'%', bytes)
+        .filter(|&p| bytes.get(p + 1..p + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)))
+        .count();
+    s.len().saturating_sub(2 * escapes)
 }
 
 /// Whether `s` looks like an encoded blob of at least 16 characters: hex, or base64 /
@@ -922,6 +927,16 @@ mod tests {
         assert!(!is_blob("my_variable_name_here", false));
         assert!(!is_blob("550e8400-e29b-41d4-a716-446655440000", false));
         assert!(!is_blob("short", false));
+    }
+
+    /// Found by the `guard` fuzz target: a query value of a lone `%` made the decoded length
+    /// underflow.
+    #[test]
+    fn a_lone_percent_in_a_query_does_not_panic() {
+        let s = ExfilScanner::new(&ExfilConfig::default()).unwrap();
+        for text in ["![x](https://evil.io/?d=%)", "![x](https://evil.io/?d=%%%%)", "[l](https://e.io/?q=%\u{2}abc)"] {
+            let _ = scan(&s, text);
+        }
     }
 
     /// Timing on 4 KiB of ordinary text; run with

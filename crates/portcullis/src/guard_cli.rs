@@ -152,6 +152,16 @@ struct Labelled {
     labels: Vec<String>,
 }
 
+/// The metrics of one corpus file.
+struct FileReport {
+    file: PathBuf,
+    lines: usize,
+    bytes: usize,
+    elapsed: std::time::Duration,
+    by_category: BTreeMap<Category, Counts>,
+    by_detector: BTreeMap<String, Counts>,
+}
+
 /// Runs every corpus and prints metrics per file, per category and per detector.
 pub fn eval(
     config: Option<PathBuf>,
@@ -166,101 +176,119 @@ pub fn eval(
     }
     let guard = load(config.as_deref())?;
     let profile = profile(&guard, profile_name)?;
-    let mut report = Vec::new();
+    let mut reports = Vec::new();
     for file in files {
         let rows = read_corpus(file, only)?;
-        let started = std::time::Instant::now();
-        let mut bytes = 0usize;
-        let scanned: Vec<Vec<portcullis_guard::Finding>> = rows
-            .iter()
-            .map(|row| {
-                bytes += row.text.len();
-                let mut findings = guard.scan(profile, direction, &row.text);
-                findings.retain(|f| only.is_empty() || only.contains(&f.category));
-                findings
-            })
-            .collect();
-        // Every line counts for every category and detector that the corpus labels or that
-        // fired anywhere in it: a finding on an unlabelled line is a false positive, a
-        // labelled line without one a false negative.
-        let mut categories: Vec<Category> =
-            rows.iter().flat_map(|r| r.labels.iter()).filter_map(|l| label_category(l)).collect();
-        categories.extend(scanned.iter().flatten().map(|f| f.category));
-        categories.sort();
-        categories.dedup();
-        let mut detectors: Vec<String> =
-            rows.iter().flat_map(|r| r.labels.iter()).filter(|l| l.contains('.')).cloned().collect();
-        detectors.extend(scanned.iter().flatten().map(|f| f.detector.as_str().to_owned()));
-        detectors.sort();
-        detectors.dedup();
-        let mut by_category: BTreeMap<Category, Counts> = BTreeMap::new();
-        let mut by_detector: BTreeMap<String, Counts> = BTreeMap::new();
-        for (row, findings) in rows.iter().zip(&scanned) {
-            for &c in &categories {
-                let expected = row.labels.iter().any(|l| label_category(l) == Some(c));
-                by_category.entry(c).or_default().add(expected, findings.iter().any(|f| f.category == c));
-            }
-            for d in &detectors {
-                // A line labelled with a bare category (`injection`) is a positive for every
-                // detector of that category: their recall says how much each one catches.
-                let category = Category::of_detector(d);
-                let expected = row
-                    .labels
-                    .iter()
-                    .any(|l| l == d || (Category::parse(l).is_some() && Category::parse(l) == category));
-                by_detector
-                    .entry(d.clone())
-                    .or_default()
-                    .add(expected, findings.iter().any(|f| f.detector.as_str() == d));
-            }
-        }
-        let elapsed = started.elapsed();
-        report.push((file.clone(), rows.len(), bytes, elapsed, by_category, by_detector));
+        reports.push(evaluate(&guard, profile, direction, file, &rows, only));
     }
     if as_json {
-        let files: Vec<Value> = report
+        let files: Vec<Value> = reports
             .iter()
-            .map(|(file, n, bytes, elapsed, cats, dets)| {
+            .map(|r| {
                 json!({
-                    "file": file.display().to_string(), "lines": n, "bytes": bytes,
-                    "seconds": elapsed.as_secs_f64(),
-                    "categories": cats.iter().map(|(c, v)| (c.as_str().to_owned(), v.json())).collect::<serde_json::Map<_, _>>(),
-                    "detectors": dets.iter().map(|(d, v)| (d.clone(), v.json())).collect::<serde_json::Map<_, _>>(),
+                    "file": r.file.display().to_string(), "lines": r.lines, "bytes": r.bytes,
+                    "seconds": r.elapsed.as_secs_f64(),
+                    "categories": r.by_category.iter().map(|(c, v)| (c.as_str().to_owned(), v.json())).collect::<serde_json::Map<_, _>>(),
+                    "detectors": r.by_detector.iter().map(|(d, v)| (d.clone(), v.json())).collect::<serde_json::Map<_, _>>(),
                 })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json!({ "profile": profile_name, "files": files }))?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let pct = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{:.2}%", v * 100.0));
-    for (file, n, bytes, elapsed, cats, dets) in &report {
-        println!(
-            "\n{} — {n} lines, {:.1} KiB, {:.1} MB/s",
-            file.display(),
-            *bytes as f64 / 1024.0,
-            *bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
-        );
-        println!(
-            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
-            "", "pos", "neg", "tp", "fp", "precision", "recall", "fpr"
-        );
-        let rows =
-            cats.iter().map(|(c, v)| (c.as_str().to_owned(), v)).chain(dets.iter().map(|(d, v)| (format!("  {d}"), v)));
-        for (name, c) in rows {
-            println!(
-                "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
-                name,
-                c.tp + c.fn_,
-                c.fp + c.tn,
-                c.tp,
-                c.fp,
-                pct(Counts::ratio(c.tp, c.tp + c.fp)),
-                pct(Counts::ratio(c.tp, c.tp + c.fn_)),
-                pct(Counts::ratio(c.fp, c.fp + c.tn)),
-            );
-        }
+    } else {
+        reports.iter().for_each(print_report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn evaluate(
+    guard: &Guard,
+    profile: &Profile,
+    direction: Direction,
+    file: &Path,
+    rows: &[Labelled],
+    only: &[Category],
+) -> FileReport {
+    let started = std::time::Instant::now();
+    let scanned: Vec<Vec<portcullis_guard::Finding>> = rows
+        .iter()
+        .map(|row| {
+            let mut findings = guard.scan(profile, direction, &row.text);
+            findings.retain(|f| only.is_empty() || only.contains(&f.category));
+            findings
+        })
+        .collect();
+    let elapsed = started.elapsed();
+    // Every line counts for every category and detector that the corpus labels or that fired
+    // anywhere in it: a finding on an unlabelled line is a false positive, a labelled line
+    // without one a false negative.
+    let mut categories: Vec<Category> =
+        rows.iter().flat_map(|r| r.labels.iter()).filter_map(|l| label_category(l)).collect();
+    categories.extend(scanned.iter().flatten().map(|f| f.category));
+    categories.sort();
+    categories.dedup();
+    let mut detectors: Vec<String> =
+        rows.iter().flat_map(|r| r.labels.iter()).filter(|l| l.contains('.')).cloned().collect();
+    detectors.extend(scanned.iter().flatten().map(|f| f.detector.as_str().to_owned()));
+    detectors.sort();
+    detectors.dedup();
+    let mut by_category: BTreeMap<Category, Counts> = BTreeMap::new();
+    let mut by_detector: BTreeMap<String, Counts> = BTreeMap::new();
+    for (row, findings) in rows.iter().zip(&scanned) {
+        for &c in &categories {
+            let expected = row.labels.iter().any(|l| label_category(l) == Some(c));
+            by_category.entry(c).or_default().add(expected, findings.iter().any(|f| f.category == c));
+        }
+        for d in &detectors {
+            // A line labelled with a bare category (`injection`) is a positive for every
+            // detector of that category: their recall says how much each one catches.
+            let category = Category::of_detector(d);
+            let expected =
+                row.labels.iter().any(|l| l == d || (Category::parse(l).is_some() && Category::parse(l) == category));
+            let found = findings.iter().any(|f| f.detector.as_str() == d);
+            by_detector.entry(d.clone()).or_default().add(expected, found);
+        }
+    }
+    FileReport {
+        file: file.to_owned(),
+        lines: rows.len(),
+        bytes: rows.iter().map(|r| r.text.len()).sum(),
+        elapsed,
+        by_category,
+        by_detector,
+    }
+}
+
+fn print_report(r: &FileReport) {
+    let pct = |x: Option<f64>| x.map_or("-".to_owned(), |v| format!("{:.2}%", v * 100.0));
+    println!(
+        "\n{} — {} lines, {:.1} KiB, {:.1} MB/s",
+        r.file.display(),
+        r.lines,
+        r.bytes as f64 / 1024.0,
+        r.bytes as f64 / r.elapsed.as_secs_f64().max(1e-9) / 1e6
+    );
+    println!(
+        "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
+        "", "pos", "neg", "tp", "fp", "precision", "recall", "fpr"
+    );
+    let rows = r
+        .by_category
+        .iter()
+        .map(|(c, v)| (c.as_str().to_owned(), v))
+        .chain(r.by_detector.iter().map(|(d, v)| (format!("  {d}"), v)));
+    for (name, c) in rows {
+        println!(
+            "{:<36} {:>6} {:>6} {:>6} {:>6} {:>10} {:>8} {:>8}",
+            name,
+            c.tp + c.fn_,
+            c.fp + c.tn,
+            c.tp,
+            c.fp,
+            pct(Counts::ratio(c.tp, c.tp + c.fp)),
+            pct(Counts::ratio(c.tp, c.tp + c.fn_)),
+            pct(Counts::ratio(c.fp, c.fp + c.tn)),
+        );
+    }
 }
 
 fn label_category(label: &str) -> Option<Category> {
