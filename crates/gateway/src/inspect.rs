@@ -330,8 +330,10 @@ mod tests {
     #[test]
     fn secrets_in_results_are_redacted_and_binary_is_skipped() {
         let token = "ghp_R4nd0mT0k3nV4lu3F0rT35t1ngPurp0s3s12";
-        let raw =
-            format!(r#"{{"content":[{{"type":"text","text":"key {token} ok"}},{{"type":"image","data":"{token}"}}]}}"#);
+        let raw = format!(
+            r#"{{"content":[{{"type":"text","text":"key {token} ok"}},{{"type":"image","mimeType":"image/png","data":"{token}"}}],
+                "structuredContent":{{"data":"{token}"}}}}"#
+        );
         let Verdict::Replace(out) = run(&raw, Direction::Response) else { panic!("not redacted") };
         let v: Value = serde_json::from_str(out.get()).unwrap();
         assert_eq!(v["content"][0]["text"], "key [REDACTED:GITHUB_PAT] ok");
