@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
+scripts/guard-data.sh   # labelled corpora for the guard quality tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
