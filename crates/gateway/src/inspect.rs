@@ -10,7 +10,7 @@ use futures::future::join_all;
 use portcullis_guard::webhook::{FailMode, WebhookConfig};
 use portcullis_guard::{Action, DetectorId, Direction, Finding, Guard, Profile};
 use portcullis_mcp::jsonrpc::RpcError;
-use portcullis_mcp::peer::Peer;
+use portcullis_mcp::peer::{Peer, RequestFilter};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -51,7 +51,8 @@ pub struct Subject<'a> {
     pub server: &'a str,
     /// The tool, prompt or resource as the client named it.
     pub name: &'a str,
-    /// "tool", "prompt", "resource", or "sampling" (a sampling request made by a tool).
+    /// "tool", "prompt", "resource"; "sampling" (a sampling request made by a tool),
+    /// "sampling answer" or "elicitation answer" (the client's answer to one).
     pub what: &'static str,
 }
 
@@ -60,6 +61,8 @@ impl Subject<'_> {
     fn place(&self, side: &str) -> String {
         match self.what {
             "sampling" => format!("a sampling request of tool `{}`", self.name),
+            "sampling answer" => format!("the client's answer to a sampling request of tool `{}`", self.name),
+            "elicitation answer" => format!("the user's answer to an elicitation of tool `{}`", self.name),
             what => format!("the {side} of {what} `{}`", self.name),
         }
     }
@@ -187,23 +190,59 @@ fn side(direction: Direction) -> &'static str {
 }
 
 /// The client handle an upstream call gets: the sampling requests the upstream makes pass
-/// the inspect stage (direction `response`: the upstream wrote them) before they reach the
-/// client's model; a block is answered to the upstream as an error.
+/// the inspect stage as content from the upstream (direction `response`) before they reach
+/// the client's model, and the client's answers to sampling and elicitation as content going
+/// to the upstream (direction `request`). A block is answered to the upstream as an error.
 pub fn guarded_peer(guard: &Arc<Guard>, server: &str, name: &str, peer: &Peer) -> Peer {
     if !guard.enabled {
         return peer.clone();
     }
-    let (guard, server, name) = (guard.clone(), server.to_owned(), name.to_owned());
-    peer.with_filter(Arc::new(move |method: &str, params: Option<&RawValue>| {
-        let Some(params) = params.filter(|_| method == "sampling/createMessage") else { return Ok(None) };
-        let profile = guard.profile_for(&server, Some(&name));
-        let subject = Subject { server: &server, name: &name, what: "sampling" };
-        match inspect_json(&guard, profile, Direction::Response, params, &subject) {
+    peer.with_filter(Arc::new(ClientRequestGuard {
+        guard: guard.clone(),
+        server: server.to_owned(),
+        name: name.to_owned(),
+    }))
+}
+
+/// [`RequestFilter`] of [`guarded_peer`].
+struct ClientRequestGuard {
+    guard: Arc<Guard>,
+    server: String,
+    name: String,
+}
+
+impl ClientRequestGuard {
+    fn inspect(
+        &self,
+        direction: Direction,
+        raw: &RawValue,
+        what: &'static str,
+    ) -> Result<Option<Box<RawValue>>, RpcError> {
+        let profile = self.guard.profile_for(&self.server, Some(&self.name));
+        let subject = Subject { server: &self.server, name: &self.name, what };
+        match inspect_json(&self.guard, profile, direction, raw, &subject) {
             Verdict::Pass => Ok(None),
             Verdict::Replace(redacted) => Ok(Some(redacted)),
             Verdict::Block(e) => Err(e),
         }
-    }))
+    }
+}
+
+impl RequestFilter for ClientRequestGuard {
+    fn outbound(&self, method: &str, params: Option<&RawValue>) -> Result<Option<Box<RawValue>>, RpcError> {
+        match params {
+            Some(params) if method == "sampling/createMessage" => self.inspect(Direction::Response, params, "sampling"),
+            _ => Ok(None),
+        }
+    }
+
+    fn answer(&self, method: &str, result: &RawValue) -> Result<Option<Box<RawValue>>, RpcError> {
+        match method {
+            "sampling/createMessage" => self.inspect(Direction::Request, result, "sampling answer"),
+            "elicitation/create" => self.inspect(Direction::Request, result, "elicitation answer"),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// Inspects every text string of `raw` (a JSON value) under `profile`.

@@ -60,14 +60,20 @@ pub struct Peer {
     logs: bool,
     /// For a 2026-07-28 request that may answer `input_required`: where requests go instead.
     deferred: Option<crate::server::deferred::InputSender>,
-    /// Checks what an upstream asks of the client before it goes out (the gateway's
-    /// inspect stage for sampling messages).
-    filter: Option<RequestFilter>,
+    /// Checks what an upstream asks of the client, and the client's answers, on their way
+    /// (the gateway's inspect stage for sampling and elicitation).
+    filter: Option<Arc<dyn RequestFilter>>,
 }
 
-/// Inspects a server→client request: `Ok(None)` sends it as is, `Ok(Some(params))` sends
-/// rewritten params, `Err` refuses it with that error (sent back to the upstream).
-pub type RequestFilter = Arc<dyn Fn(&str, Option<&RawValue>) -> Result<Option<Box<RawValue>>, RpcError> + Send + Sync>;
+/// Inspects server→client requests and their answers. Each method returns `Ok(None)` to let
+/// the message through as is, `Ok(Some(raw))` to send `raw` instead, or `Err` to refuse it
+/// (the error goes back to the upstream).
+pub trait RequestFilter: Send + Sync {
+    /// A request's params before they go to the client.
+    fn outbound(&self, method: &str, params: Option<&RawValue>) -> Result<Option<Box<RawValue>>, RpcError>;
+    /// The client's result before it goes back to the upstream.
+    fn answer(&self, method: &str, result: &RawValue) -> Result<Option<Box<RawValue>>, RpcError>;
+}
 
 /// What the client said it can do when it connected.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -131,8 +137,8 @@ impl Peer {
         self
     }
 
-    /// This peer with requests to the client passing `filter` first.
-    pub fn with_filter(&self, filter: RequestFilter) -> Self {
+    /// This peer with requests to the client, and their answers, passing `filter`.
+    pub fn with_filter(&self, filter: Arc<dyn RequestFilter>) -> Self {
         Peer { filter: Some(filter), ..self.clone() }
     }
 
@@ -151,11 +157,15 @@ impl Peer {
 
     /// Sends a request to the client and waits for its answer.
     pub async fn request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
-        let filtered = match &self.filter {
-            Some(filter) => filter(method, params).map_err(|e| e.to_raw())?,
-            None => None,
+        let Some(filter) = &self.filter else {
+            return self.send_request(method, params, timeout).await;
         };
-        let params = filtered.as_deref().or(params);
+        let rewritten = filter.outbound(method, params).map_err(|e| e.to_raw())?;
+        let answer = self.send_request(method, rewritten.as_deref().or(params), timeout).await?;
+        Ok(filter.answer(method, &answer).map_err(|e| e.to_raw())?.unwrap_or(answer))
+    }
+
+    async fn send_request(&self, method: &str, params: Option<&RawValue>, timeout: Duration) -> Outcome {
         if !self.capabilities.allows(method) {
             let code = if self.back_channel { crate::jsonrpc::METHOD_NOT_FOUND } else { MISSING_CLIENT_CAPABILITY };
             let needed = ClientCapabilities::required_for(method);
