@@ -34,7 +34,8 @@ fn tool_result(len: usize) -> String {
     out
 }
 
-#[divan::bench]
+// More samples: the whole guard warms several lazy regex caches, and a shared machine is noisy.
+#[divan::bench(sample_count = 1000)]
 fn all_default_detectors_4k_response(bencher: divan::Bencher) {
     let guard = Guard::new(&GuardConfig::default()).unwrap();
     let profile = guard.profile("default").unwrap();
@@ -44,7 +45,7 @@ fn all_default_detectors_4k_response(bencher: divan::Bencher) {
         .bench(|| guard.inspect(profile, Direction::Response, black_box(&text)));
 }
 
-#[divan::bench]
+#[divan::bench(sample_count = 1000)]
 fn all_default_detectors_4k_request(bencher: divan::Bencher) {
     let guard = Guard::new(&GuardConfig::default()).unwrap();
     let profile = guard.profile("default").unwrap();

@@ -80,6 +80,10 @@ impl SecretScanner {
 
     /// Appends a finding for every credential in `text`.
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
+        // Most text holds no keyword: a plain search says so faster than the overlapping one.
+        if !self.prefilter.is_match(text) {
+            return;
+        }
         let mut hit = [0u64; 8];
         let mut any = false;
         for m in self.prefilter.find_overlapping_iter(text) {
