@@ -310,3 +310,31 @@ async fn sampling_requests_from_a_tool_are_inspected_before_they_reach_the_model
     );
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn guard_settings_follow_config_edits_without_a_restart() {
+    let (gw, path) = Gateway::start_file(DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let email = "reach me at jane.roe@acme-corp.io";
+    assert_eq!(echo(&mut c, email).await.result()["content"][0]["text"], email, "PII is only flagged by default");
+    let stricter = DEMO.replace("{bin}", BIN) + "guards:\n  profiles:\n    default: { response: { pii: redact } }\n";
+    std::fs::write(&path, stricter).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let text = echo(&mut c, email).await.result()["content"][0]["text"].as_str().unwrap().to_owned();
+        if text == "reach me at [REDACTED:EMAIL]" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the edit was not applied: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A broken guard edit is refused and the settings in force stay.
+    std::fs::write(
+        &path,
+        DEMO.replace("{bin}", BIN) + "guards:\n  profiles:\n    default: { response: { pii.emails: redact } }\n",
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(echo(&mut c, email).await.result()["content"][0]["text"], "reach me at [REDACTED:EMAIL]");
+    gw.server.shutdown().await.unwrap();
+}
