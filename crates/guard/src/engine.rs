@@ -135,6 +135,41 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Compiles one profile; `known` lists the detector ids its selectors may name.
+    fn compile(name: &str, p: &ProfileConfig, config: &GuardConfig, known: &[String]) -> Result<Profile, ConfigError> {
+        let path = format!("profiles.{name}");
+        let actions = |direction, rules, side: &str| {
+            Actions::new(direction, p.inherit_defaults, rules, known, &format!("{path}.{side}"))
+        };
+        let webhooks = p
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, hook)| {
+                config.webhooks.get(hook).map(|w| (hook.clone(), w.clone())).ok_or_else(|| {
+                    let names: Vec<_> = config.webhooks.keys().map(String::as_str).collect();
+                    ConfigError::new(
+                        format!("{path}.webhooks[{i}]"),
+                        format!("no webhook named `{hook}` in guards.webhooks (known: {})", names.join(", ")),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Profile {
+            name: name.to_owned(),
+            mode: p.mode.unwrap_or(config.mode),
+            request: actions(Direction::Request, &p.request, "request")?,
+            response: actions(Direction::Response, &p.response, "response")?,
+            min_score: check_score(p.min_score, &format!("{path}.min_score"))?,
+            keep_card_last4: p.keep_card_last4,
+            urls: UrlScanner::new(&p.urls).map_err(|e| nest(&path, e))?,
+            exfil: ExfilScanner::new(&p.exfil).map_err(|e| nest(&path, e))?,
+            commands: CommandScanner::new(&p.commands).map_err(|e| nest(&path, e))?,
+            topics: TopicScanner::new(&p.topics, &format!("{path}.topics"))?,
+            webhooks,
+        })
+    }
+
     fn actions(&self, direction: Direction) -> &Actions {
         match direction {
             Direction::Request => &self.request,
@@ -222,45 +257,7 @@ impl Guard {
         let mut named = config.profiles.clone();
         named.entry("default".to_owned()).or_default();
         for (name, p) in &named {
-            let path = format!("profiles.{name}");
-            profiles.push(Profile {
-                name: name.clone(),
-                mode: p.mode.unwrap_or(config.mode),
-                request: Actions::new(
-                    Direction::Request,
-                    p.inherit_defaults,
-                    &p.request,
-                    &known,
-                    &format!("{path}.request"),
-                )?,
-                response: Actions::new(
-                    Direction::Response,
-                    p.inherit_defaults,
-                    &p.response,
-                    &known,
-                    &format!("{path}.response"),
-                )?,
-                min_score: check_score(p.min_score, &format!("{path}.min_score"))?,
-                keep_card_last4: p.keep_card_last4,
-                urls: UrlScanner::new(&p.urls).map_err(|e| nest(&path, e))?,
-                exfil: ExfilScanner::new(&p.exfil).map_err(|e| nest(&path, e))?,
-                commands: CommandScanner::new(&p.commands).map_err(|e| nest(&path, e))?,
-                topics: TopicScanner::new(&p.topics, &format!("{path}.topics"))?,
-                webhooks: p
-                    .webhooks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, name)| {
-                        config.webhooks.get(name).map(|w| (name.clone(), w.clone())).ok_or_else(|| {
-                            let known: Vec<_> = config.webhooks.keys().map(String::as_str).collect();
-                            ConfigError::new(
-                                format!("{path}.webhooks[{i}]"),
-                                format!("no webhook named `{name}` in guards.webhooks (known: {})", known.join(", ")),
-                            )
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            });
+            profiles.push(Profile::compile(name, p, config, &known)?);
         }
         let default_profile = profiles.iter().position(|p| p.name == "default").unwrap_or(0);
         let mut bindings = Vec::new();
