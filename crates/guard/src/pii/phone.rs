@@ -24,17 +24,31 @@ pub(crate) struct Region {
     pub lead: &'static [u8],
     /// North American Numbering Plan rules instead of `lead`/`min`/`max`.
     pub nanp: bool,
+    /// The trunk prefix is commonly left out nationally (Brazil's `(16) 4148-3350`).
+    pub trunk_optional: bool,
 }
 
 const fn r(iso: &'static str, cc: &'static str, trunk: &'static str, min: u8, max: u8, lead: &'static [u8]) -> Region {
-    Region { iso, cc, trunk, min, max, lead, nanp: false }
+    Region { iso, cc, trunk, min, max, lead, nanp: false, trunk_optional: false }
+}
+
+/// A region whose trunk prefix is optional in national writing.
+const fn r_optional_trunk(
+    iso: &'static str,
+    cc: &'static str,
+    trunk: &'static str,
+    min: u8,
+    max: u8,
+    lead: &'static [u8],
+) -> Region {
+    Region { iso, cc, trunk, min, max, lead, nanp: false, trunk_optional: true }
 }
 
 const ALL: &[u8] = b"123456789";
 
 pub(crate) static REGIONS: &[Region] = &[
-    Region { iso: "US", cc: "1", trunk: "1", min: 10, max: 10, lead: b"23456789", nanp: true },
-    Region { iso: "CA", cc: "1", trunk: "1", min: 10, max: 10, lead: b"23456789", nanp: true },
+    Region { iso: "US", cc: "1", trunk: "1", min: 10, max: 10, lead: b"23456789", nanp: true, trunk_optional: false },
+    Region { iso: "CA", cc: "1", trunk: "1", min: 10, max: 10, lead: b"23456789", nanp: true, trunk_optional: false },
     r("GB", "44", "0", 9, 10, b"123579"),
     r("DE", "49", "0", 6, 11, ALL),
     r("FR", "33", "0", 9, 9, ALL),
@@ -64,9 +78,9 @@ pub(crate) static REGIONS: &[Region] = &[
     r("KR", "82", "0", 8, 10, b"123456"),
     r("SG", "65", "", 8, 8, b"3689"),
     r("HK", "852", "", 8, 8, b"235679"),
-    r("BR", "55", "0", 10, 11, ALL),
+    r_optional_trunk("BR", "55", "0", 10, 11, ALL),
     r("MX", "52", "", 10, 10, ALL),
-    r("AR", "54", "0", 10, 11, ALL),
+    r_optional_trunk("AR", "54", "0", 10, 11, ALL),
     r("ZA", "27", "0", 9, 9, b"12345678"),
     r("IL", "972", "0", 8, 9, b"23456789"),
     r("TR", "90", "0", 10, 10, b"2345789"),
@@ -185,12 +199,14 @@ pub(crate) fn validate(p: &Parsed, k: usize, prefix: Prefix, regions: &[&'static
     let groups = &p.groups[..k];
     let nd: usize = groups.iter().map(|g| g.len as usize).sum();
     let digits = &p.digits[..nd];
-    // Separators between "body" groups are all the same (the one after a country code
-    // or around a parenthesized group may differ).
+    // Separators between "body" groups are all the same (the one after a country code,
+    // after an area code that follows it, or around a parenthesized group may differ:
+    // `+55 16 4728-8018`).
     let mut body_sep = 0u8;
     for (i, g) in groups.iter().enumerate().skip(1) {
         let prev = &groups[i - 1];
-        if g.paren || prev.paren || (i == 1 && prefix != Prefix::None) {
+        let after_area_code = prefix != Prefix::None && i == 2 && g.sep_before == b' ';
+        if g.paren || prev.paren || (prefix != Prefix::None && i == 1) || after_area_code {
             continue;
         }
         if body_sep == 0 {
@@ -286,7 +302,13 @@ fn valid_national(digits: &[u8], groups: &[Group], region: &Region) -> bool {
         };
         return shape_ok && valid_nsn(nsn, region);
     }
-    let Some(nsn) = digits.strip_prefix(region.trunk.as_bytes()) else { return false };
+    let nsn = match digits.strip_prefix(region.trunk.as_bytes()) {
+        Some(nsn) => nsn,
+        // Without its trunk prefix only where that is how numbers are written, and only
+        // with its two-digit area code in parentheses: `(16) 4148-3350`.
+        None if region.trunk_optional && groups.len() > 1 && groups[0].paren && groups[0].len == 2 => digits,
+        None => return false,
+    };
     if !region.trunk.is_empty() && groups.len() > 1 && (groups[0].len as usize) < region.trunk.len() {
         return false;
     }
@@ -355,6 +377,10 @@ mod tests {
         assert_eq!(check("020 7946 0958", &["GB"]), Some(Form::National));
         assert_eq!(check("030 123456", &["DE"]), Some(Form::National));
         assert_eq!(check("06 12 34 56 78", &["FR"]), Some(Form::National));
+        // Brazil writes its trunk prefix rarely, and an area code apart from the rest.
+        assert_eq!(check("(16) 4148-3350", &["BR"]), Some(Form::National));
+        assert_eq!(check("+55 16 4728-8018", &[]), Some(Form::International));
+        assert_eq!(check("1641483350", &["BR"]), None, "bare digits are not a Brazilian number");
         assert_eq!(check("020 7946 0958", &["US"]), None);
         assert_eq!(check("415-555-0142", &["US"]), None);
         assert_eq!(check("2024-01-15", &["US", "GB", "DE", "FR", "ES"]), None);
