@@ -1067,43 +1067,4 @@ mod tests {
             scan(&s, text);
         }
     }
-
-    /// Timing on 4 KiB of ordinary text; run with
-    /// `cargo test --release -p portcullis-guard --lib commands::tests::perf -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn perf_4k() {
-        let s = scanner();
-        let unit = "{\"id\": 42, \"name\": \"Widget\", \"tags\": [\"a\", \"b\"], \"price\": 12.5, \"note\": \"ships in 3 days\"}\n\
-            2024-05-01T12:00:00Z INFO request finished method=GET path=/api/v1/items status=200 took=3ms\n\
-            The quick brown fox jumps over the lazy dog; we set the environment and format the report.\n";
-        let mut text = String::new();
-        while text.len() < 4096 {
-            text.push_str(unit);
-        }
-        text.truncate(4096);
-        let mut out = Vec::new();
-        let best = |f: &mut dyn FnMut()| {
-            (0..7)
-                .map(|_| {
-                    let t = std::time::Instant::now();
-                    for _ in 0..300 {
-                        f();
-                    }
-                    t.elapsed() / 300
-                })
-                .min()
-                .unwrap()
-        };
-        let scan = best(&mut || {
-            out.clear();
-            s.scan(std::hint::black_box(&text), &mut out);
-        });
-        let sec = crate::secrets::SecretScanner::new();
-        let sec_t = best(&mut || {
-            let mut o = Vec::new();
-            sec.scan(std::hint::black_box(&text), &mut o);
-        });
-        eprintln!("commands: {scan:?} per 4 KiB scan (secrets scan for comparison: {sec_t:?})");
-    }
 }

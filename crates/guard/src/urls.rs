@@ -744,28 +744,4 @@ mod tests {
         let found = scan(&s, text);
         assert_eq!(found, [(IP_LITERAL.into(), "http://10.0.0.1/ü".into(), 0.6)]);
     }
-
-    /// Timing on 4 KiB of ordinary text; run with
-    /// `cargo test --release -p portcullis-guard --lib urls::tests::perf -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn perf_4k() {
-        let s = scanner(&["example.com"], &["evil.example"]);
-        let unit = "{\"id\": 42, \"name\": \"Widget\", \"tags\": [\"a\", \"b\"], \"price\": 12.5, \"note\": \"ships in 3 days\"}\n\
-            2024-05-01T12:00:00Z INFO request finished method=GET path=/api/v1/items status=200 took=3ms\n\
-            The quick brown fox jumps over the lazy dog; we set the environment and format the report.\n";
-        let mut text = String::new();
-        while text.len() < 4096 {
-            text.push_str(unit);
-        }
-        text.truncate(4096);
-        let mut out = Vec::new();
-        let n = 2000;
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            out.clear();
-            s.scan(std::hint::black_box(&text), &mut out);
-        }
-        eprintln!("urls: {:?} per 4 KiB scan, {} findings", t.elapsed() / n, out.len());
-    }
 }

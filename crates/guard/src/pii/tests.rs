@@ -502,49 +502,6 @@ fn sample_finds_only_planted_values() {
 }
 
 #[test]
-#[ignore]
-fn speed_smoke() {
-    let text = sample_4k();
-    let s = scanner();
-    let mut out = Vec::new();
-    let iters = 20_000;
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        out.clear();
-        s.scan(std::hint::black_box(&text), &mut out);
-    }
-    let per = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    println!("pii: {per:.2} µs per {} bytes ({:.0} MB/s), {} findings", text.len(), text.len() as f64 / per, out.len());
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        out.clear();
-        email::scan_emails(std::hint::black_box(&text), &mut out);
-    }
-    let e = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        out.clear();
-        ip::scan_ipv6(std::hint::black_box(&text), &mut out);
-    }
-    let v6 = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        out.clear();
-        numbers::scan_numbers(std::hint::black_box(&text), &s.regions, &[], &mut out);
-    }
-    let num = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    println!("  emails {e:.2} µs, ipv6 {v6:.2} µs, numbers {num:.2} µs");
-    let prose = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. ".repeat(80);
-    let t = std::time::Instant::now();
-    for _ in 0..iters {
-        out.clear();
-        s.scan(std::hint::black_box(&prose[..4096]), &mut out);
-    }
-    let per = t.elapsed().as_secs_f64() * 1e6 / iters as f64;
-    println!("pii prose: {per:.2} µs per 4096 bytes");
-}
-
-#[test]
 fn scanner_is_shareable() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<PiiScanner>();
