@@ -72,13 +72,17 @@ impl Subject<'_> {
 /// webhook guards on what is left to send.
 pub async fn inspect_message(
     http: &reqwest::Client,
-    guard: &Guard,
+    guard: &Arc<Guard>,
     profile: &Profile,
     direction: Direction,
     raw: &RawValue,
     subject: &Subject<'_>,
 ) -> Verdict {
-    let verdict = inspect_json(guard, profile, direction, raw, subject);
+    let verdict = if raw.get().len() > LARGE_MESSAGE {
+        inspect_off_runtime(guard, profile, direction, raw, subject).await
+    } else {
+        inspect_json(guard, profile, direction, raw, subject)
+    };
     let hooks: Vec<&(String, WebhookConfig)> =
         profile.webhooks.iter().filter(|(_, w)| w.applies_to(direction)).collect();
     if hooks.is_empty() || !guard.enabled || matches!(verdict, Verdict::Block(_)) {
@@ -109,6 +113,36 @@ pub async fn inspect_message(
             }
             verdict
         }
+    }
+}
+
+/// Messages larger than this are inspected on the blocking pool: about 1 ms of scanning,
+/// which would otherwise hold up every other request on that runtime worker.
+const LARGE_MESSAGE: usize = 64 * 1024;
+
+/// [`inspect_json`] on tokio's blocking pool, for large messages.
+async fn inspect_off_runtime(
+    guard: &Arc<Guard>,
+    profile: &Profile,
+    direction: Direction,
+    raw: &RawValue,
+    subject: &Subject<'_>,
+) -> Verdict {
+    let (guard, raw) = (guard.clone(), raw.to_owned());
+    let (profile, server, name, what) =
+        (profile.name.clone(), subject.server.to_owned(), subject.name.to_owned(), subject.what);
+    let scan = tokio::task::spawn_blocking(move || {
+        // The profile came from this guard, so it is found again by name.
+        let profile = guard.profile(&profile)?;
+        Some(inspect_json(&guard, profile, direction, &raw, &Subject { server: &server, name: &name, what }))
+    });
+    match scan.await {
+        Ok(Some(verdict)) => verdict,
+        // A panic in a detector or a vanished profile: refuse rather than let content through.
+        Ok(None) | Err(_) => Verdict::Block(RpcError::new(
+            GUARD_BLOCKED,
+            format!("blocked: the guard could not inspect {}", subject.place(side(direction))),
+        )),
     }
 }
 

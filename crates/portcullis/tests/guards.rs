@@ -338,3 +338,16 @@ async fn guard_settings_follow_config_edits_without_a_restart() {
     assert_eq!(echo(&mut c, email).await.result()["content"][0]["text"], "reach me at [REDACTED:EMAIL]");
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn large_messages_are_inspected_too() {
+    // Over 64 KiB the scan runs on the blocking pool; the verdicts are the same.
+    let gw = Gateway::start(DEMO, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let filler = "The build finished and 3 tests were skipped on the ARM runner. ".repeat(2000);
+    let clean = echo(&mut c, &filler).await;
+    assert_eq!(clean.result()["content"][0]["text"].as_str().map(str::len), Some(filler.len()));
+    let r = echo(&mut c, &format!("{filler} token {TOKEN}")).await;
+    assert_eq!(r.error()["data"]["detectors"], json!(["secret.github_pat"]), "{}", r.error());
+    gw.server.shutdown().await.unwrap();
+}
