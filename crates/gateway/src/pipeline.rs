@@ -1,8 +1,9 @@
 //! The gateway's MCP handler: every request a client sends passes here.
 //!
-//! Today the pipeline routes (federation); the stages of DESIGN.md (authorize, limit,
-//! inspect, record) plug in around [`Gateway::forward`], the one place a request
-//! leaves for an upstream.
+//! The pipeline routes (federation) and inspects: tool calls and prompt requests go through
+//! `Gateway::forward_inspected` (arguments out, sampling in between, results back), resource
+//! reads through the same inspect stage ([`crate::inspect`]). The other stages of DESIGN.md
+//! (authorize, limit, record) plug in around it, next to the inspect calls.
 
 use crate::federation::{Federation, List, Member, VirtualServer};
 use crate::inspect::{guarded_peer, inspect_message, Subject, Verdict};
