@@ -31,10 +31,10 @@ verbatim in train.
 import argparse
 import collections
 import csv
-import json
 import os
 import sys
 from importlib import resources
+from guardcorpus.jsonl import write
 
 SPLITS = ("train", "validation", "test")
 
@@ -86,18 +86,6 @@ def load_yanismiraoui():
     return [r[0].strip() for r in rows[1:] if r and r[0].strip()]
 
 
-def _write(path, objs):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
-        for o in objs:
-            f.write(json.dumps(o, ensure_ascii=False) + "\n")
-            n += 1
-    os.replace(tmp, path)
-    return n
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="guard-data directory")
@@ -112,14 +100,14 @@ def main():
                 raise SystemExit(f"{srcname}/{split}: no rows")
             loaded[(name, split)] = rows
             path = os.path.join(args.out, "injection", f"{name}-{split}.jsonl")
-            n = _write(path, ({"text": t, "label": l} for t, l in rows))
+            n = write(path, ({"text": t, "label": l} for t, l in rows))
             c = collections.Counter(l for _, l in rows)
             print(f"  wrote {path}: {n} lines (label 1: {c[1]}, label 0: {c[0]})")
 
     held_out = set(t for (name, split), rows in loaded.items() if split != "train" for t, _ in rows)
     extra = [t for t in load_yanismiraoui() if t not in held_out]
     path = os.path.join(args.out, "injection", "yanismiraoui-train.jsonl")
-    n = _write(path, ({"text": t, "label": 1} for t in extra))
+    n = write(path, ({"text": t, "label": 1} for t in extra))
     print(f"  wrote {path}: {n} lines (all label 1; texts in a held-out split dropped)")
 
     for split in ("validation", "test"):
@@ -128,7 +116,7 @@ def main():
             for t, l in loaded[(name, split)]:
                 objs.append({"text": t, "labels": ["injection"] if l else [], "source": f"{srcname}/{split}"})
         path = os.path.join(args.out, "eval", f"injection-{split}.jsonl")
-        n = _write(path, objs)
+        n = write(path, objs)
         pos = sum(1 for o in objs if o["labels"])
         print(f"  wrote {path}: {n} lines (injection: {pos}, benign: {n - pos})")
 

@@ -24,7 +24,6 @@ import base64
 import collections
 import hashlib
 import ipaddress
-import json
 import os
 import random
 import re
@@ -36,6 +35,7 @@ import phonenumbers
 from phonenumbers import Leniency, PhoneNumberFormat, PhoneNumberType
 
 from guardcorpus.carriers import embed
+from guardcorpus.jsonl import write
 
 REGIONS = ["US", "GB", "DE", "FR", "IN", "BR", "JP", "AU", "CA", "ES", "IT", "NL"]
 
@@ -747,14 +747,6 @@ def hard_negatives(per_kind, rng, stats):
             rows.append({"text": text, "labels": [], "source": f"generated/hard-negatives/{kind}", "value": value})
             got += 1
     return rows
-
-
-def write(path, rows):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(path + ".tmp", path)
 
 
 def main():

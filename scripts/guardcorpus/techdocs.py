@@ -37,6 +37,7 @@ import os
 import random
 import re
 import sys
+from guardcorpus.jsonl import write
 
 MAX_FILE = 512 * 1024
 MAX_LINE = 1000
@@ -465,14 +466,6 @@ def pii_like(text):
     except ImportError:  # phonenumbers missing: run outside the guard venv
         return []
     return sorted({"pii." + k for k, _ in pii_hits(text)})
-
-
-def write(path, rows):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(path + ".tmp", path)
 
 
 def report(name, chosen):

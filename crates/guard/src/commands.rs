@@ -687,11 +687,7 @@ mod tests {
     fn scan(s: &CommandScanner, text: &str) -> Vec<(String, String, f32)> {
         let mut out = Vec::new();
         s.scan(text, &mut out);
-        for f in &out {
-            assert!(f.start < f.end && text.is_char_boundary(f.start) && text.is_char_boundary(f.end), "{f:?}");
-            assert_eq!(f.category, Category::Code);
-        }
-        out.into_iter().map(|f| (f.detector.to_string(), text[f.start..f.end].to_string(), f.score)).collect()
+        crate::finding::checked_spans(text, &out, Category::Code)
     }
 
     fn ids(s: &CommandScanner, text: &str) -> Vec<String> {

@@ -121,3 +121,18 @@ impl Category {
         }
     }
 }
+
+/// Test helper: checks every finding is a non-empty span on char boundaries of `text` with
+/// the `category` expected, and returns `(detector, matched text, score)` triples.
+#[cfg(test)]
+pub(crate) fn checked_spans(text: &str, findings: &[Finding], category: Category) -> Vec<(String, String, f32)> {
+    findings
+        .iter()
+        .map(|f| {
+            assert!(f.start < f.end && f.end <= text.len(), "{f:?}");
+            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end), "{f:?}");
+            assert_eq!(f.category, category, "{f:?}");
+            (f.detector.to_string(), text[f.start..f.end].to_string(), f.score)
+        })
+        .collect()
+}

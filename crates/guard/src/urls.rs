@@ -529,11 +529,7 @@ mod tests {
     fn scan(s: &UrlScanner, text: &str) -> Vec<(String, String, f32)> {
         let mut out = Vec::new();
         s.scan(text, &mut out);
-        for f in &out {
-            assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
-            assert_eq!(f.category, Category::Url);
-        }
-        out.into_iter().map(|f| (f.detector.to_string(), text[f.start..f.end].to_string(), f.score)).collect()
+        crate::finding::checked_spans(text, &out, Category::Url)
     }
 
     fn ids(s: &UrlScanner, text: &str) -> Vec<String> {

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use portcullis_gateway::config::Config;
-use portcullis_guard::{Category, Direction, Guard, GuardConfig, Mode, Profile};
+use portcullis_guard::{Action, Category, Direction, Finding, Guard, GuardConfig, Mode, Profile};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -61,54 +61,45 @@ fn scan_line(guard: &Guard, profile: &Profile, direction: Direction, line: &str)
     if let Some(text) = input.get("text") {
         let text = text.as_str().ok_or("\"text\" must be a string")?;
         let inspection = guard.inspect(profile, direction, text);
-        let findings: Vec<Value> = inspection
-            .decisions
-            .iter()
-            .map(|d| {
-                json!({
-                    "detector": d.finding.detector.as_str(), "category": d.finding.category,
-                    "start": d.finding.start, "end": d.finding.end, "score": round(d.finding.score),
-                    "action": d.action,
-                })
-            })
-            .collect();
-        let mut out = json!({
-            "verdict": inspection.enforced,
-            "findings": findings,
-            "text": inspection.redacted.as_deref().unwrap_or(text),
-        });
-        if profile.mode == Mode::Monitor {
-            out["monitor"] = json!({ "would": inspection.action });
-        }
-        return Ok(out);
+        let findings = inspection.decisions.iter().map(|d| finding_json(&d.finding, d.action)).collect();
+        let shown = inspection.redacted.as_deref().unwrap_or(text);
+        return Ok(verdict_json(profile, inspection.enforced, inspection.action, findings, shown));
     }
     if let Some(tool) = input.get("tool") {
         if !tool.is_object() {
             return Err("\"tool\" must be an object with name, description and inputSchema".into());
         }
         let inspection = guard.inspect_tool(profile, tool, &[]);
-        let findings: Vec<Value> = inspection
+        let findings = inspection
             .decisions
             .iter()
             .map(|(f, action)| {
-                json!({
-                    "detector": f.finding.detector.as_str(), "category": f.finding.category,
-                    "start": f.finding.start, "end": f.finding.end, "score": round(f.finding.score),
-                    "action": action, "field": f.field,
-                })
+                let mut out = finding_json(&f.finding, *action);
+                out["field"] = json!(f.field);
+                out
             })
             .collect();
-        let mut out = json!({
-            "verdict": inspection.enforced,
-            "findings": findings,
-            "text": tool.get("description").and_then(Value::as_str).unwrap_or_default(),
-        });
-        if profile.mode == Mode::Monitor {
-            out["monitor"] = json!({ "would": inspection.action });
-        }
-        return Ok(out);
+        let description = tool.get("description").and_then(Value::as_str).unwrap_or_default();
+        return Ok(verdict_json(profile, inspection.enforced, inspection.action, findings, description));
     }
     Err("expected an object with \"text\" (content to scan) or \"tool\" (a tool definition)".into())
+}
+
+/// One output line: what was done, the findings, the text after redaction; in monitor mode
+/// also what would have been done.
+fn verdict_json(profile: &Profile, enforced: Action, would: Action, findings: Vec<Value>, text: &str) -> Value {
+    let mut out = json!({ "verdict": enforced, "findings": findings, "text": text });
+    if profile.mode == Mode::Monitor {
+        out["monitor"] = json!({ "would": would });
+    }
+    out
+}
+
+fn finding_json(f: &Finding, action: Action) -> Value {
+    json!({
+        "detector": f.detector.as_str(), "category": f.category,
+        "start": f.start, "end": f.end, "score": round(f.score), "action": action,
+    })
 }
 
 fn round(x: f32) -> f64 {
@@ -209,7 +200,7 @@ fn evaluate(
     only: &[Category],
 ) -> FileReport {
     let started = std::time::Instant::now();
-    let scanned: Vec<Vec<portcullis_guard::Finding>> = rows
+    let scanned: Vec<Vec<Finding>> = rows
         .iter()
         .map(|row| {
             let mut findings = guard.scan(profile, direction, &row.text);

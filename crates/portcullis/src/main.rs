@@ -49,25 +49,14 @@ enum Command {
     /// Scan JSON Lines from stdin: `{"text": ...}` (content) or `{"tool": {...}}` (a tool
     /// definition); writes one verdict line per input line.
     Guard {
-        /// Config file whose `guards` section to use (default: built-in guard settings).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// The guard profile to apply.
-        #[arg(long, default_value = "default")]
-        profile: String,
-        /// Whether the text is sent to a tool (request) or comes back from one (response).
-        #[arg(long, value_enum, default_value = "request")]
-        direction: DirectionArg,
+        #[command(flatten)]
+        guard: GuardArgs,
     },
     /// Measure the guards on labelled JSON Lines corpora: precision, recall and
     /// false-positive rate per file, category and detector.
     Eval {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value = "default")]
-        profile: String,
-        #[arg(long, value_enum, default_value = "request")]
-        direction: DirectionArg,
+        #[command(flatten)]
+        guard: GuardArgs,
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
@@ -82,6 +71,20 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+}
+
+/// Which guard settings, profile and direction `guard` and `eval` use.
+#[derive(clap::Args)]
+struct GuardArgs {
+    /// Config file whose `guards` section to use (default: built-in guard settings).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The guard profile to apply.
+    #[arg(long, default_value = "default")]
+    profile: String,
+    /// Whether the text is sent to a tool (request) or comes back from one (response).
+    #[arg(long, value_enum, default_value = "request")]
+    direction: DirectionArg,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -158,9 +161,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { file } => Ok(check(&file)),
-        Command::Guard { config, profile, direction } => guard_cli::guard(config, &profile, direction.into()),
-        Command::Eval { config, profile, direction, json, only, files } => {
-            guard_cli::eval(config, &profile, direction.into(), &files, &only, json)
+        Command::Guard { guard: g } => guard_cli::guard(g.config, &g.profile, g.direction.into()),
+        Command::Eval { guard: g, json, only, files } => {
+            guard_cli::eval(g.config, &g.profile, g.direction.into(), &files, &only, json)
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);
