@@ -5,7 +5,7 @@
 //! File layout (little endian): `PCIJ`, version u32 (1), dim_bits u32, bias f32, scale f32,
 //! threshold f32, then `2^dim_bits` i8 weights.
 
-use super::features::{for_each_feature, for_each_feature_at, windows, DIM, DIM_BITS};
+use super::features::{for_each_feature, windows, Features, DIM, DIM_BITS};
 
 const MAGIC: &[u8; 4] = b"PCIJ";
 const HEADER: usize = 4 + 4 + 4 + 4 + 4 + 4;
@@ -20,7 +20,7 @@ pub struct Model {
     scale: f32,
     /// The decision threshold picked on the validation splits (see GUARDRAILS.md).
     pub threshold: f32,
-    weights: Vec<i8>,
+    weights: Box<[i8; DIM]>,
 }
 
 impl std::fmt::Debug for Model {
@@ -56,7 +56,7 @@ impl Model {
             bias: f32_at(12),
             scale: f32_at(16),
             threshold: f32_at(20),
-            weights: weights.iter().map(|&b| b as i8).collect(),
+            weights: to_table(weights.iter().map(|&b| b as i8).collect())?,
         })
     }
 
@@ -65,6 +65,7 @@ impl Model {
         let max = weights.iter().fold(0f32, |m, w| m.max(w.abs())).max(f32::MIN_POSITIVE);
         let scale = max / 127.0;
         let weights = weights.iter().map(|w| (w / scale).round().clamp(-127.0, 127.0) as i8).collect();
+        let weights = to_table(weights).unwrap_or_else(|e| panic!("the trainer passed a bad weight vector: {e}"));
         Model { bias, scale, threshold, weights }
     }
 
@@ -88,11 +89,8 @@ impl Model {
     /// The injection probability of one short text (normalized, lower case).
     pub fn score_one(&self, text: &str) -> f32 {
         let mut sum: i32 = 0;
-        let n = for_each_feature(text, |f| sum += self.weights[f as usize] as i32);
-        if n == 0 {
-            return sigmoid(self.bias);
-        }
-        sigmoid(self.bias + sum as f32 * self.scale / (n as f32).sqrt())
+        let n = for_each_feature(text, |f| sum += self.weight(f));
+        self.probability(sum, n)
     }
 
     /// The highest window score of a text and that window's span. Texts of fewer than
@@ -100,42 +98,62 @@ impl Model {
     /// carries too few features for a linear model to judge, and the phrase rules still
     /// see them.
     pub fn score(&self, text: &str) -> (f32, usize, usize) {
-        let mut best = (0.0, 0, 0);
         if text.split_whitespace().nth(MIN_WORDS - 1).is_none() {
-            return best;
+            return (0.0, 0, 0);
         }
         if text.len() <= super::features::WINDOW {
             return (self.score_one(text), 0, text.len());
         }
-        // One feature pass for all the overlapping windows: prefix sums of weight and count
-        // by the byte at which each feature ends; a window's score is a difference of two.
-        let mut prefix: Vec<(i32, u32)> = Vec::with_capacity(text.len() + 2);
-        let (mut sum, mut count) = (0i32, 0u32);
-        for_each_feature_at(text, |at, f| {
-            while prefix.len() <= at {
-                prefix.push((sum, count));
-            }
-            sum += self.weights[f as usize] as i32;
-            count += 1;
-        });
-        while prefix.len() <= text.len() + 1 {
-            prefix.push((sum, count));
-        }
-        for (s, e) in windows(text) {
+        // One feature pass for all the overlapping windows, fed from one window edge to the
+        // next; the running weight sum and feature count at each edge give every window's
+        // score as a difference of two.
+        let spans: Vec<(usize, usize)> = windows(text).collect();
+        let mut edges: Vec<usize> = spans.iter().flat_map(|&(s, e)| [s, e]).collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let mut features = Features::new();
+        let (mut sum, mut count, mut from) = (0i32, 0usize, 0usize);
+        let mut totals = Vec::with_capacity(edges.len());
+        for &edge in &edges {
+            count += features.feed(&text.as_bytes()[from..edge], |f| sum += self.weight(f));
             // The last window also takes the features that end with the text.
-            let e_index = if e == text.len() { e + 1 } else { e };
-            let (sum, count) = (prefix[e_index].0 - prefix[s].0, prefix[e_index].1 - prefix[s].1);
-            let p = if count == 0 {
-                sigmoid(self.bias)
-            } else {
-                sigmoid(self.bias + sum as f32 * self.scale / (count as f32).sqrt())
-            };
+            if edge == text.len() {
+                count += features.finish(|f| sum += self.weight(f));
+            }
+            totals.push((sum, count));
+            from = edge;
+        }
+        let at_edge = |at: usize| totals[edges.partition_point(|&c| c < at)];
+        let mut best = (0.0, 0, 0);
+        for (s, e) in spans {
+            let ((sum_s, count_s), (sum_e, count_e)) = (at_edge(s), at_edge(e));
+            let p = self.probability(sum_e - sum_s, count_e - count_s);
             if p > best.0 {
                 best = (p, s, e);
             }
         }
         best
     }
+
+    #[inline]
+    fn weight(&self, bucket: u32) -> i32 {
+        self.weights[bucket as usize & (DIM - 1)] as i32
+    }
+
+    /// The probability for `count` features whose int8 weights sum to `sum`: features are
+    /// counts scaled by one over the square root of their number.
+    fn probability(&self, sum: i32, count: usize) -> f32 {
+        if count == 0 {
+            return sigmoid(self.bias);
+        }
+        sigmoid(self.bias + sum as f32 * self.scale / (count as f32).sqrt())
+    }
+}
+
+/// A fixed-size table, so that a bucket masked to `DIM - 1` needs no bounds check.
+fn to_table(weights: Vec<i8>) -> Result<Box<[i8; DIM]>, String> {
+    let len = weights.len();
+    weights.into_boxed_slice().try_into().map_err(|_| format!("model has {len} weights, expected {DIM}"))
 }
 
 /// The fewest words a text needs for the classifier to score it.

@@ -53,60 +53,96 @@ static BYTE_CLASS: [u8; 256] = {
 /// case) and returns how many there were.
 #[inline]
 pub fn for_each_feature(text: &str, mut emit: impl FnMut(u32)) -> usize {
-    for_each_feature_at(text, |_, f| emit(f))
+    let mut features = Features::new();
+    features.feed(text.as_bytes(), &mut emit) + features.finish(&mut emit)
 }
 
-/// As [`for_each_feature`], with the byte offset at which each feature ends.
-#[inline]
-pub fn for_each_feature_at(text: &str, mut emit: impl FnMut(usize, u32)) -> usize {
-    let mut n = 0;
-    let mut reg: u64 = 0;
-    let mut filled = 0u32;
-    let mut last_space = true;
-    let mut word: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut in_word = false;
-    let mut prev_word: u64 = 0;
-    for (at, &b) in text.as_bytes().iter().enumerate() {
-        let class = BYTE_CLASS[b as usize];
-        let is_space = class == SPACE;
-        let is_word = class == WORD;
-        if is_word {
-            word = (word ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-            in_word = true;
-        } else if in_word {
-            emit(at, bucket(mix(word ^ TAG_WORD)));
-            emit(at, bucket(mix(prev_word.rotate_left(17) ^ word ^ TAG_BIGRAM)));
-            n += 2;
-            prev_word = word;
-            word = 0xcbf2_9ce4_8422_2325;
-            in_word = false;
-        }
-        if is_space {
-            if last_space {
-                continue;
+/// The feature pass as a state machine that can be fed a text piece by piece (the scorer
+/// feeds it one window edge to the next). Features are the same however the text is cut:
+/// a word's features are emitted by the byte that ends it, the last word's by
+/// [`Features::finish`].
+#[derive(Clone, Copy)]
+pub struct Features {
+    /// The last five bytes (whitespace runs as one space).
+    reg: u64,
+    /// Bytes in `reg` so far, capped at 5.
+    filled: u8,
+    last_space: bool,
+    in_word: bool,
+    word: u64,
+    prev_word: u64,
+}
+
+const WORD_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+impl Default for Features {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Features {
+    pub fn new() -> Self {
+        Features { reg: 0, filled: 0, last_space: true, in_word: false, word: WORD_SEED, prev_word: 0 }
+    }
+
+    /// Feeds the next bytes of the text; returns how many features they completed.
+    #[inline]
+    pub fn feed(&mut self, bytes: &[u8], mut emit: impl FnMut(u32)) -> usize {
+        // Locals, not fields, in the hot loop: they stay in registers.
+        let Features { mut reg, mut filled, mut last_space, mut in_word, mut word, mut prev_word } = *self;
+        let mut n = 0;
+        for &b in bytes {
+            let class = BYTE_CLASS[b as usize];
+            let is_space = class == SPACE;
+            if class == WORD {
+                word = (word ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+                in_word = true;
+            } else if in_word {
+                emit(bucket(mix(word ^ TAG_WORD)));
+                emit(bucket(mix(prev_word.rotate_left(17) ^ word ^ TAG_BIGRAM)));
+                n += 2;
+                prev_word = word;
+                word = WORD_SEED;
+                in_word = false;
             }
-            last_space = true;
-        } else {
-            last_space = false;
+            if is_space {
+                if last_space {
+                    continue;
+                }
+                last_space = true;
+            } else {
+                last_space = false;
+            }
+            let b = if is_space { b' ' } else { b };
+            reg = (reg << 8) | b as u64;
+            if filled < 5 {
+                filled += 1;
+            }
+            if filled >= 3 {
+                emit(bucket(mix((reg & 0xFF_FFFF) ^ TAG_BYTES ^ (3 << 56))));
+                n += 1;
+            }
+            if filled >= 5 {
+                emit(bucket(mix((reg & 0xFF_FFFF_FFFF) ^ TAG_BYTES ^ (5 << 56))));
+                n += 1;
+            }
         }
-        let b = if is_space { b' ' } else { b };
-        reg = (reg << 8) | b as u64;
-        filled += 1;
-        if filled >= 3 {
-            emit(at, bucket(mix((reg & 0xFF_FFFF) ^ TAG_BYTES ^ (3 << 56))));
-            n += 1;
-        }
-        if filled >= 5 {
-            emit(at, bucket(mix((reg & 0xFF_FFFF_FFFF) ^ TAG_BYTES ^ (5 << 56))));
-            n += 1;
-        }
+        *self = Features { reg, filled, last_space, in_word, word, prev_word };
+        n
     }
-    if in_word {
-        emit(text.len(), bucket(mix(word ^ TAG_WORD)));
-        emit(text.len(), bucket(mix(prev_word.rotate_left(17) ^ word ^ TAG_BIGRAM)));
-        n += 2;
+
+    /// Ends the text: the features of a word still open.
+    #[inline]
+    pub fn finish(&mut self, mut emit: impl FnMut(u32)) -> usize {
+        if !self.in_word {
+            return 0;
+        }
+        emit(bucket(mix(self.word ^ TAG_WORD)));
+        emit(bucket(mix(self.prev_word.rotate_left(17) ^ self.word ^ TAG_BIGRAM)));
+        self.in_word = false;
+        2
     }
-    n
 }
 
 /// Splits a long text into overlapping windows of about `WINDOW` bytes (on char
@@ -159,6 +195,14 @@ mod tests {
         assert_eq!(na, nb);
         assert_eq!(a, b);
         assert!(a.iter().all(|&f| (f as usize) < DIM));
+        // Fed in pieces, the same features.
+        let mut c = Vec::new();
+        let mut features = Features::new();
+        for piece in ["ign", "ore  a", "ll\n", "\tprevious"] {
+            features.feed(piece.as_bytes(), |f| c.push(f));
+        }
+        features.finish(|f| c.push(f));
+        assert_eq!(a, c);
     }
 
     #[test]
