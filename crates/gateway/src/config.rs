@@ -9,7 +9,7 @@ use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default address: loopback only, so a first run exposes nothing to the network.
@@ -38,6 +38,68 @@ pub struct Config {
     /// Guardrails on tool arguments and results, resources and prompts (on by default).
     #[serde(default, skip_serializing)]
     pub guards: GuardConfig,
+    /// Who may call the gateway. Without it, only anonymous callers on a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
+    /// The embedded database (API keys).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// How callers prove who they are (`Authorization: Bearer ...` on the HTTP door).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Accept API keys issued with `portcullis keys create`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysConfig>,
+    /// Also serve callers that present no credential. Needed, and chosen explicitly, to
+    /// serve anonymous callers on an address other than loopback.
+    pub anonymous: bool,
+    /// This gateway's URL as its callers know it (e.g. `https://mcp.example.com/mcp`): the
+    /// `resource` of its OAuth protected-resource metadata (RFC 9728). Default: from the
+    /// request's `Host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+}
+
+/// API key settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    /// How long a rotated key keeps working beside its replacement, so clients can switch
+    /// without a failed request (`portcullis keys rotate --grace` overrides it).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub rotation_grace: Duration,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        ApiKeysConfig { rotation_grace: Duration::from_secs(3600) }
+    }
+}
+
+/// Where the embedded database lives.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file; relative paths are relative to the config file. Default:
+    /// `portcullis.db` beside the config file (in the working directory without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+impl Config {
+    /// The database file for a config loaded from `config_path` (if any).
+    pub fn store_path(&self, config_path: Option<&Path>) -> PathBuf {
+        let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+        match &self.store.path {
+            Some(p) if p.is_absolute() => p.clone(),
+            Some(p) => base.join(p),
+            None => base.join("portcullis.db"),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -54,6 +116,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             sessions: SessionsConfig::default(),
             guards: GuardConfig::default(),
+            auth: None,
+            store: StoreConfig::default(),
         }
     }
 }
@@ -339,6 +403,22 @@ impl Config {
                 }
                 if let Some(other) = shown.insert(to, from) {
                     add(format!("{at}.rename.{from}"), format!("`{to}` is also the new name of `{other}`"));
+                }
+            }
+        }
+        if let Some(auth) = &self.auth {
+            if auth.api_keys.is_none() && !auth.anonymous {
+                add(
+                    "auth".into(),
+                    "names no way to let callers in: add `api_keys: {}` (keys from `portcullis keys create`), or `anonymous: true` to serve callers without a credential".into(),
+                );
+            }
+            if let Some(resource) = &auth.resource {
+                if !url::Url::parse(resource).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                    add(
+                        "auth.resource".into(),
+                        format!("`{resource}` is not an http(s) URL like `https://mcp.example.com/mcp`"),
+                    );
                 }
             }
         }

@@ -21,6 +21,7 @@ use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Strea
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The gateway: the current federation (swapped on config reload) and the MCP logic.
 pub struct Gateway {
@@ -445,7 +446,9 @@ impl From<RpcError> for ErrorOut {
 
 impl Handler for Gateway {
     async fn handle(&self, request: Request, ctx: RequestContext) -> Outcome {
-        self.dispatch(&request, &ctx).await.map_err(|e| match e {
+        // Every log line of the request names its caller (never its credential).
+        let span = tracing::info_span!("request", method = %request.method, caller = %ctx.principal.subject());
+        self.dispatch(&request, &ctx).instrument(span).await.map_err(|e| match e {
             ErrorOut::Gateway(e) => e.to_raw(),
             ErrorOut::Verbatim(raw) => raw,
         })

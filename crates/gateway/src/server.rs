@@ -2,6 +2,7 @@
 //! door, and config hot reload.
 
 use crate::config::{Config, ConfigError};
+use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
 use crate::pipeline::Gateway;
 use axum::extract::State;
@@ -30,6 +31,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the session key in ${var} is not valid: {why} (generate one with `openssl rand -base64 32`)")]
     SessionKey { var: String, why: String },
+    #[error(transparent)]
+    Door(#[from] DoorError),
 }
 
 /// The parts every front door shares.
@@ -74,6 +77,9 @@ impl Core {
         }
         if let Some(origins) = self.origins.get() {
             origins.store(Arc::new(config.http.allowed_origins.clone()));
+        }
+        if old.config.auth != config.auth || old.config.store != config.store {
+            tracing::warn!("`auth` and `store` changes take effect after a restart");
         }
         if old.config.sessions != config.sessions {
             tracing::warn!("`sessions` changes take effect after a restart");
@@ -206,6 +212,8 @@ pub async fn serve_http(
     listen: Option<SocketAddr>,
 ) -> Result<RunningServer, StartError> {
     let addr = listen.unwrap_or(config.listen);
+    check_listen(&config, addr)?;
+    let door = Arc::new(Door::open(&config, config_path.as_deref()).await?);
     let codec = Arc::new(session_codec(&config)?);
     let options = HttpOptions::default();
     options.allowed_origins.store(Arc::new(config.http.allowed_origins.clone()));
@@ -215,9 +223,10 @@ pub async fn serve_http(
     let core = Core::start(config, config_path);
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
-    let app = app(service, core.clone(), max_body);
+    let app = app(service, core.clone(), door.clone(), max_body);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
+    door.follow_keys(stop.clone());
     let graceful = stop.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await
@@ -244,10 +253,17 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
     core.shutdown();
 }
 
-fn app(service: Arc<Service>, core: Arc<Core>, max_body: usize) -> axum::Router {
+fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {
     let gateway = core.gateway.clone();
     let virtual_servers: Endpoints = Arc::new(move |name| gateway.federation().virtual_servers.contains_key(name));
-    routes(service, max_body, virtual_servers).merge(
+    // Every MCP route passes the door first; health and the OAuth metadata do not.
+    let mcp =
+        routes(service, max_body, virtual_servers).layer(axum::middleware::from_fn_with_state(door.clone(), admit));
+    let metadata = axum::Router::new()
+        .route(METADATA_PATH, get(door::metadata))
+        .route(&format!("{METADATA_PATH}/{{*resource}}"), get(door::metadata))
+        .with_state(door);
+    mcp.merge(metadata).merge(
         axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(core),
     )
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod guard_cli;
+mod keys_cli;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -67,6 +68,14 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
+    /// Manage API keys: create, list, rotate, revoke.
+    Keys {
+        /// The gateway's config file (its store holds the keys).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: keys_cli::KeysCommand,
+    },
     DemoServer {
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -164,6 +173,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Guard { guard: g } => guard_cli::guard(g.config, &g.profile, g.direction.into()),
         Command::Eval { guard: g, json, only, files } => {
             guard_cli::eval(g.config, &g.profile, g.direction.into(), &files, &only, json)
+        }
+        Command::Keys { config, command } => {
+            keys_cli::run(config_path(config), command).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);

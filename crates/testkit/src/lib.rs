@@ -113,9 +113,27 @@ impl Client {
         Client { url: url.to_owned(), http: reqwest::Client::new(), session: None, next_id: 0 }
     }
 
+    /// A client that presents `Authorization: Bearer <token>` on every request.
+    pub fn with_bearer(url: &str, token: &str) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("ASCII token");
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        let http = reqwest::Client::builder().default_headers(headers).build().expect("HTTP client");
+        Client { url: url.to_owned(), http, session: None, next_id: 0 }
+    }
+
     /// `initialize` + `notifications/initialized`, with the given client capabilities.
     pub async fn connect(url: &str, capabilities: Value) -> Client {
-        let mut c = Client::new(url);
+        Client::new(url).initialized(capabilities).await
+    }
+
+    /// [`Client::connect`] presenting a bearer token.
+    pub async fn connect_with_bearer(url: &str, token: &str) -> Client {
+        Client::with_bearer(url, token).initialized(json!({})).await
+    }
+
+    async fn initialized(mut self, capabilities: Value) -> Client {
+        let c = &mut self;
         let reply = c
             .request(
                 "initialize",
@@ -127,7 +145,7 @@ impl Client {
         c.session = Some(reply.headers.get("mcp-session-id").expect("session id").to_str().expect("ascii").to_owned());
         let r = c.post_raw(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string()).await;
         assert_eq!(r.status, 202);
-        c
+        self
     }
 
     pub async fn request(&mut self, method: &str, params: Value) -> Reply {

@@ -19,6 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
+use portcullis_core::Principal;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -77,8 +78,14 @@ impl<H: Handler> McpService<H> {
         }
     }
 
-    /// `POST /mcp`: one JSON-RPC message.
-    pub async fn post(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap, body: Bytes) -> Response {
+    /// `POST /mcp`: one JSON-RPC message from `caller`.
+    pub async fn post(
+        self: Arc<Self>,
+        endpoint: Option<Arc<str>>,
+        caller: Arc<Principal>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
         if let Err(rejection) = self.check_origin(&headers) {
             return rejection.into_response();
         }
@@ -87,17 +94,17 @@ impl<H: Handler> McpService<H> {
             Err(e) => return json_error(StatusCode::BAD_REQUEST, salvage_id(&body).as_ref(), &e),
         };
         if is_modern(&headers, &message) {
-            return self.modern(endpoint, &headers, message).await;
+            return self.modern(endpoint, caller, &headers, message).await;
         }
         match message {
-            Message::Request(req) if req.method == "initialize" => self.initialize(endpoint, req).await,
+            Message::Request(req) if req.method == "initialize" => self.initialize(endpoint, caller, req).await,
             message => {
-                let session = match self.session(&headers, endpoint.as_deref()) {
+                let session = match self.session(&headers, endpoint.as_deref(), &caller) {
                     Ok(s) => s,
                     Err(rejection) => return rejection.into_response(),
                 };
                 match message {
-                    Message::Request(req) => self.request(session, req, &headers, Shape::Legacy).await,
+                    Message::Request(req) => self.request(session, caller, req, &headers, Shape::Legacy).await,
                     Message::Notification(n) => {
                         match n.method.as_str() {
                             "notifications/initialized" => {}
@@ -118,7 +125,12 @@ impl<H: Handler> McpService<H> {
     }
 
     /// `GET /mcp`: the session's stream of notifications not tied to a request.
-    pub async fn get(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap) -> Response {
+    pub async fn get(
+        self: Arc<Self>,
+        endpoint: Option<Arc<str>>,
+        caller: Arc<Principal>,
+        headers: HeaderMap,
+    ) -> Response {
         if let Err(rejection) = self.check_origin(&headers) {
             return rejection.into_response();
         }
@@ -126,7 +138,7 @@ impl<H: Handler> McpService<H> {
         if !accepts_sse {
             return plain(StatusCode::NOT_ACCEPTABLE, "GET opens an SSE stream: send `Accept: text/event-stream`");
         }
-        let session = match self.session(&headers, endpoint.as_deref()) {
+        let session = match self.session(&headers, endpoint.as_deref(), &caller) {
             Ok(s) => s,
             Err(rejection) => return rejection.into_response(),
         };
@@ -139,11 +151,16 @@ impl<H: Handler> McpService<H> {
     }
 
     /// `DELETE /mcp`: the client ends its session.
-    pub async fn delete(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: HeaderMap) -> Response {
+    pub async fn delete(
+        self: Arc<Self>,
+        endpoint: Option<Arc<str>>,
+        caller: Arc<Principal>,
+        headers: HeaderMap,
+    ) -> Response {
         if let Err(rejection) = self.check_origin(&headers) {
             return rejection.into_response();
         }
-        let session = match self.session(&headers, endpoint.as_deref()) {
+        let session = match self.session(&headers, endpoint.as_deref(), &caller) {
             Ok(s) => s,
             Err(rejection) => return rejection.into_response(),
         };
@@ -154,12 +171,13 @@ impl<H: Handler> McpService<H> {
         StatusCode::OK.into_response()
     }
 
-    async fn initialize(self: Arc<Self>, endpoint: Option<Arc<str>>, req: Request) -> Response {
+    async fn initialize(self: Arc<Self>, endpoint: Option<Arc<str>>, caller: Arc<Principal>, req: Request) -> Response {
         let mut info = session_from_initialize(req.params.as_deref());
         info.endpoint = endpoint.map(|e| e.to_string()).unwrap_or_default();
+        info.owner = caller.subject();
         info.id = self.codec.seal(&info);
         let id = info.id.clone();
-        let mut resp = self.request(Arc::new(info), req, &HeaderMap::new(), Shape::Legacy).await;
+        let mut resp = self.request(Arc::new(info), caller, req, &HeaderMap::new(), Shape::Legacy).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(SESSION_HEADER, v);
         }
@@ -167,7 +185,13 @@ impl<H: Handler> McpService<H> {
     }
 
     /// A 2026-07-28 request: validated against its headers, answered statelessly.
-    async fn modern(self: Arc<Self>, endpoint: Option<Arc<str>>, headers: &HeaderMap, message: Message) -> Response {
+    async fn modern(
+        self: Arc<Self>,
+        endpoint: Option<Arc<str>>,
+        caller: Arc<Principal>,
+        headers: &HeaderMap,
+        message: Message,
+    ) -> Response {
         let req = match message {
             Message::Request(req) => req,
             // Client notifications have no meaning in 2026-07-28 over HTTP; accept and drop them.
@@ -210,7 +234,7 @@ impl<H: Handler> McpService<H> {
             }
         }
         let shape = Shape::Modern { method: req.method.clone(), wants_logs: envelope.wants_logs };
-        self.request(Arc::new(session), req, headers, shape).await
+        self.request(Arc::new(session), caller, req, headers, shape).await
     }
 
     /// `subscriptions/listen`: a long-lived SSE stream of the notifications asked for,
@@ -241,6 +265,7 @@ impl<H: Handler> McpService<H> {
     async fn request(
         self: &Arc<Self>,
         session: Arc<SessionInfo>,
+        principal: Arc<Principal>,
         req: Request,
         headers: &HeaderMap,
         shape: Shape,
@@ -272,7 +297,7 @@ impl<H: Handler> McpService<H> {
                 })
                 .collect(),
         };
-        let ctx = RequestContext { session, peer, param_headers };
+        let ctx = RequestContext { session, peer, param_headers, principal };
         let finish = shape.clone();
         let work: BoxedOutcome = Box::pin(async move {
             let _unregister = Unregister { running, key };
@@ -320,12 +345,21 @@ impl<H: Handler> McpService<H> {
         }
     }
 
-    /// The session named by the `Mcp-Session-Id` header.
-    fn session(&self, headers: &HeaderMap, endpoint: Option<&str>) -> Result<Arc<SessionInfo>, Rejection> {
+    /// The session named by the `Mcp-Session-Id` header, if `caller` opened it.
+    fn session(
+        &self,
+        headers: &HeaderMap,
+        endpoint: Option<&str>,
+        caller: &Principal,
+    ) -> Result<Arc<SessionInfo>, Rejection> {
         let id = header_str(headers, SESSION_HEADER).ok_or(Rejection::NoSession)?;
         let info = self.codec.open(id).map_err(Rejection::Session)?;
         if info.endpoint != endpoint.unwrap_or_default() {
             return Err(Rejection::OtherEndpoint);
+        }
+        // A session id is not a credential: it only continues what its owner started.
+        if info.owner != caller.subject() {
+            return Err(Rejection::OtherOwner);
         }
         Ok(Arc::new(info))
     }
@@ -384,21 +418,33 @@ pub fn routes<H: Handler>(service: Arc<McpService<H>>, max_body: usize, endpoint
     use axum::extract::{DefaultBodyLimit, Path, State};
     use axum::routing::post;
     type S<H> = State<Arc<Mount<H>>>;
-    async fn post_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap, body: Bytes) -> Response {
+    // The caller: set by an authentication layer in front of these routes (the gateway's
+    // door); without one, everyone is anonymous.
+    type Caller = Option<axum::Extension<Arc<Principal>>>;
+    fn caller(c: Caller) -> Arc<Principal> {
+        c.map_or_else(|| Arc::new(Principal::anonymous()), |axum::Extension(p)| p)
+    }
+    async fn post_at<H: Handler>(
+        State(m): S<H>,
+        p: Option<Path<String>>,
+        c: Caller,
+        h: HeaderMap,
+        body: Bytes,
+    ) -> Response {
         match m.endpoint(p) {
-            Ok(e) => m.service.clone().post(e, h, body).await,
+            Ok(e) => m.service.clone().post(e, caller(c), h, body).await,
             Err(rejection) => rejection.into_response(),
         }
     }
-    async fn get_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap) -> Response {
+    async fn get_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, c: Caller, h: HeaderMap) -> Response {
         match m.endpoint(p) {
-            Ok(e) => m.service.clone().get(e, h).await,
+            Ok(e) => m.service.clone().get(e, caller(c), h).await,
             Err(rejection) => rejection.into_response(),
         }
     }
-    async fn delete_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, h: HeaderMap) -> Response {
+    async fn delete_at<H: Handler>(State(m): S<H>, p: Option<Path<String>>, c: Caller, h: HeaderMap) -> Response {
         match m.endpoint(p) {
-            Ok(e) => m.service.clone().delete(e, h).await,
+            Ok(e) => m.service.clone().delete(e, caller(c), h).await,
             Err(rejection) => rejection.into_response(),
         }
     }
@@ -464,6 +510,7 @@ enum Rejection {
     NoSession,
     Session(SessionRejection),
     OtherEndpoint,
+    OtherOwner,
     UnknownEndpoint,
 }
 
@@ -493,6 +540,9 @@ impl IntoResponse for Rejection {
                 not_found("Session not found: the session expired; send `initialize` again")
             }
             Rejection::OtherEndpoint => not_found("Session not found: this session belongs to another endpoint"),
+            Rejection::OtherOwner => {
+                not_found("Session not found: this session was opened by another caller; send `initialize` again")
+            }
             Rejection::UnknownEndpoint => plain(
                 StatusCode::NOT_FOUND,
                 "no such endpoint: /mcp/<name> serves the virtual servers configured under `virtual_servers`",

@@ -15,6 +15,7 @@ pub mod stdio;
 use crate::jsonrpc::{encode_notification, Notification, Request};
 use crate::peer::{lock, ClientCapabilities, Outcome, Peer};
 use crate::protocol::Era;
+use portcullis_core::Principal;
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +32,8 @@ pub struct SessionInfo {
     pub client_name: String,
     /// The virtual server the session was opened on (empty: the main endpoint).
     pub endpoint: String,
+    /// Who opened the session ([`Principal::subject`]): only they may use it.
+    pub owner: String,
 }
 
 impl SessionInfo {
@@ -47,6 +50,8 @@ pub struct RequestContext {
     pub peer: Peer,
     /// `Mcp-Param-*` headers of a 2026-07-28 request: (suffix, raw value).
     pub param_headers: Vec<(String, String)>,
+    /// Who is calling, as the front door established it.
+    pub principal: Arc<Principal>,
 }
 
 /// An MCP server's logic. The gateway's federation and the demo server implement it.
@@ -269,5 +274,6 @@ pub fn session_from_initialize(params: Option<&RawValue>) -> SessionInfo {
             .take(100)
             .collect(),
         endpoint: String::new(),
+        owner: String::new(),
     }
 }

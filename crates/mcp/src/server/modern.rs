@@ -110,6 +110,7 @@ pub fn validate(req: &Request, headers: Option<&Headers<'_>>) -> Result<Envelope
             capabilities: ClientCapabilities::from_json(Some(&capabilities)),
             client_name,
             endpoint: String::new(),
+            owner: String::new(),
         },
         wants_logs: meta.get(META_LOG_LEVEL).is_some(),
     })

@@ -27,6 +27,9 @@ struct Sealed {
     r: bool,
     n: String,
     p: String,
+    /// The owner (who opened the session).
+    #[serde(default)]
+    o: String,
     /// Issued at (seconds since the epoch).
     t: u64,
 }
@@ -62,6 +65,7 @@ impl SessionCodec {
             r: info.capabilities.roots,
             n: info.client_name.clone(),
             p: info.endpoint.clone(),
+            o: info.owner.clone(),
             t: now(),
         };
         self.sealer.seal(&serde_json::to_vec(&body).unwrap_or_default())
@@ -82,6 +86,7 @@ impl SessionCodec {
             capabilities: ClientCapabilities { sampling: body.s, elicitation: body.e, roots: body.r },
             client_name: body.n,
             endpoint: body.p,
+            owner: body.o,
         })
     }
 
@@ -126,6 +131,7 @@ mod tests {
             capabilities: ClientCapabilities { sampling: true, elicitation: false, roots: true },
             client_name: "test".into(),
             endpoint: String::new(),
+            owner: "user:alice".into(),
         }
     }
 

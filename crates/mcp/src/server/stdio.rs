@@ -5,6 +5,7 @@ use crate::jsonrpc::{encode_error, encode_response, Id, Message, RpcError, INVAL
 use crate::object::RawObject;
 use crate::peer::{lock, Peer, PendingRequests};
 use futures::StreamExt;
+use portcullis_core::Principal;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -137,7 +138,7 @@ where
                 let running_map = running.clone();
                 tokio::spawn(async move {
                     let id = req.id.clone();
-                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new() };
+                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new(), principal: local() };
                     let shape = method.clone();
                     let stamped =
                         async move { handler.handle(req, ctx).await.map(|r| modern::stamp_result(&shape, r)) };
@@ -176,7 +177,7 @@ where
                 let (handler, running, out) = (handler.clone(), running.clone(), tx.clone());
                 tokio::spawn(async move {
                     let id = req.id.clone();
-                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new() };
+                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new(), principal: local() };
                     let outcome = tokio::select! {
                         o = handler.handle(req, ctx) => Some(o),
                         _ = cancel.cancelled() => None,
@@ -210,4 +211,10 @@ where
 /// A request carrying the 2026-07-28 `_meta` envelope (and not `initialize`).
 fn is_modern(req: &crate::jsonrpc::Request) -> bool {
     req.method != "initialize" && modern::has_envelope(req.params.as_deref())
+}
+
+/// A stdio client is the local user who started the process: there is no credential to
+/// check, so it is anonymous.
+fn local() -> Arc<Principal> {
+    Arc::new(Principal::anonymous())
 }

@@ -1,0 +1,263 @@
+//! The front door: who is calling. Runs before anything else on the MCP routes.
+//!
+//! With no `auth` section the gateway serves anonymous callers, and only on a loopback
+//! address ([`check_listen`]). With `auth.api_keys`, callers present a key as
+//! `Authorization: Bearer pcs_…`; keys live in the store and are checked against an
+//! in-memory key ring that follows it (a revoked key is refused within a second). A refused
+//! caller gets HTTP 401 with a `WWW-Authenticate` challenge naming this gateway's OAuth
+//! protected-resource metadata (RFC 9728), which is served at
+//! `/.well-known/oauth-protected-resource`.
+//!
+//! `auth` is read at start: changing it takes a restart.
+
+use crate::config::{AuthConfig, Config};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_core::Principal;
+use portcullis_policy::{AuthError, KeyRing};
+use portcullis_store::{now_ms, Store, StoreError};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often a running gateway looks for key changes made by other processes.
+const KEY_POLL: Duration = Duration::from_millis(250);
+
+/// Where the protected-resource metadata is served (RFC 9728 §3).
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The door's settings and state, fixed at start.
+pub struct Door {
+    settings: Option<AuthConfig>,
+    keys: Option<(Store, Arc<KeyRing>)>,
+}
+
+/// Why the gateway would not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DoorError {
+    #[error("refusing to listen on {addr} without authentication: anyone who can reach it could use every upstream through the gateway. Add `auth: {{ api_keys: {{}} }}` to the config (then create keys with `portcullis keys create`), listen on a loopback address such as 127.0.0.1, or serve anonymous callers there on purpose with `auth: {{ anonymous: true }}`")]
+    Unauthenticated { addr: SocketAddr },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Refuses a non-loopback address when nobody has to authenticate, unless anonymous
+/// access was chosen explicitly.
+pub fn check_listen(config: &Config, addr: SocketAddr) -> Result<(), DoorError> {
+    if addr.ip().is_loopback() || config.auth.is_some() {
+        return Ok(());
+    }
+    Err(DoorError::Unauthenticated { addr })
+}
+
+impl Door {
+    /// Opens the key store when API keys are on.
+    pub async fn open(config: &Config, config_path: Option<&Path>) -> Result<Door, DoorError> {
+        let keys = match config.auth.as_ref().and_then(|a| a.api_keys.as_ref()) {
+            None => None,
+            Some(_) => {
+                let store = Store::open(&config.store_path(config_path)).await?;
+                let ring = Arc::new(KeyRing::load(&store).await?);
+                Some((store, ring))
+            }
+        };
+        Ok(Door { settings: config.auth.clone(), keys })
+    }
+
+    /// Follows key changes in the store until `stop`.
+    pub fn follow_keys(&self, stop: CancellationToken) {
+        let Some((store, ring)) = self.keys.clone() else { return };
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                match ring.refresh(&store).await {
+                    Ok(changed) => {
+                        if changed {
+                            tracing::info!("API keys reloaded");
+                        }
+                        failing = false;
+                    }
+                    // The last keys seen stay in force; say so once, not four times a second.
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %e, "cannot read API keys from the store; the last ones read stay in force");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+
+    /// Whether the door checks anything at all.
+    pub fn is_open_to_all(&self) -> bool {
+        self.settings.is_none()
+    }
+
+    /// The caller of a request, or why it is refused.
+    async fn caller(&self, headers: &HeaderMap) -> Result<Principal, Refusal> {
+        let Some(settings) = &self.settings else { return Ok(Principal::anonymous()) };
+        let token = match bearer(headers) {
+            Bearer::Missing if settings.anonymous => return Ok(Principal::anonymous()),
+            Bearer::Missing => return Err(Refusal::NoCredential),
+            Bearer::OtherScheme => return Err(Refusal::Invalid("use `Authorization: Bearer <key>`".into())),
+            Bearer::Token(token) => token,
+        };
+        let Some((store, ring)) = &self.keys else {
+            return Err(Refusal::Invalid("this gateway accepts no bearer tokens (no `auth.api_keys`)".into()));
+        };
+        let verdict = match ring.authenticate(token, now_ms()) {
+            // A key created since the last poll should work at once: look again (a cheap
+            // version check; the keys are read only if they changed).
+            Err(AuthError::Unknown) => match ring.refresh(store).await {
+                Ok(true) => ring.authenticate(token, now_ms()),
+                _ => Err(AuthError::Unknown),
+            },
+            verdict => verdict,
+        };
+        verdict.map_err(|e| Refusal::Invalid(e.to_string()))
+    }
+
+    /// The protected-resource metadata for a request that reached `host`.
+    fn metadata(&self, headers: &HeaderMap) -> serde_json::Value {
+        // No `authorization_servers` yet: API keys are issued by `portcullis keys`, not by
+        // an OAuth authorization server.
+        json!({
+            "resource": self.resource(headers),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Portcullis MCP gateway",
+        })
+    }
+
+    /// This gateway's MCP URL: `auth.resource`, or from the request's `Host`.
+    fn resource(&self, headers: &HeaderMap) -> String {
+        if let Some(resource) = self.settings.as_ref().and_then(|s| s.resource.clone()) {
+            return resource;
+        }
+        format!("http://{}/mcp", host(headers))
+    }
+
+    fn metadata_url(&self, headers: &HeaderMap) -> String {
+        match self.settings.as_ref().and_then(|s| s.resource.as_deref()).and_then(|r| url::Url::parse(r).ok()) {
+            Some(resource) => {
+                let path = resource.path().trim_end_matches('/');
+                format!("{}{METADATA_PATH}{path}", resource.origin().ascii_serialization())
+            }
+            None => format!("http://{}{METADATA_PATH}/mcp", host(headers)),
+        }
+    }
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost")
+}
+
+enum Bearer<'a> {
+    Missing,
+    OtherScheme,
+    Token(&'a str),
+}
+
+fn bearer(headers: &HeaderMap) -> Bearer<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Bearer::Missing };
+    let Ok(value) = value.to_str() else { return Bearer::OtherScheme };
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Bearer::Token(token.trim())
+        }
+        _ => Bearer::OtherScheme,
+    }
+}
+
+enum Refusal {
+    NoCredential,
+    Invalid(String),
+}
+
+/// The middleware on the MCP routes: establishes the caller or answers 401.
+pub async fn admit(State(door): State<Arc<Door>>, mut request: Request, next: Next) -> Response {
+    match door.caller(request.headers()).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(Arc::new(principal));
+            next.run(request).await
+        }
+        Err(refusal) => {
+            let metadata = door.metadata_url(request.headers());
+            let (challenge, message) = match refusal {
+                Refusal::NoCredential => (
+                    format!("Bearer realm=\"portcullis\", resource_metadata=\"{metadata}\""),
+                    "authentication required: send `Authorization: Bearer <key>` with a key from `portcullis keys create`"
+                        .to_owned(),
+                ),
+                Refusal::Invalid(why) => (
+                    format!(
+                        "Bearer realm=\"portcullis\", error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{metadata}\"",
+                        why.replace('"', "'")
+                    ),
+                    why,
+                ),
+            };
+            let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": "unauthorized", "message": message })))
+                .into_response();
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+            }
+            response
+        }
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource[/mcp]`.
+pub async fn metadata(State(door): State<Arc<Door>>, headers: HeaderMap) -> Response {
+    if door.is_open_to_all() {
+        return (StatusCode::NOT_FOUND, "this gateway asks no credentials (no `auth` section)").into_response();
+    }
+    Json(door.metadata(&headers)).into_response()
+}
+
+impl std::fmt::Debug for Door {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Door").field("auth", &self.settings.is_some()).field("keys", &self.keys.is_some()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_listens_without_auth() {
+        let mut config = Config::default();
+        assert!(check_listen(&config, "127.0.0.1:8080".parse().unwrap()).is_ok());
+        assert!(check_listen(&config, "[::1]:8080".parse().unwrap()).is_ok());
+        let err = check_listen(&config, "0.0.0.0:8080".parse().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("0.0.0.0:8080") && err.contains("api_keys") && err.contains("anonymous: true"), "{err}");
+        config.auth = Some(AuthConfig { anonymous: true, ..AuthConfig::default() });
+        assert!(check_listen(&config, "0.0.0.0:8080".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_case_insensitively_and_other_schemes_refused() {
+        let headers = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(matches!(bearer(&headers("Bearer abc")), Bearer::Token("abc")));
+        assert!(matches!(bearer(&headers("bearer  abc ")), Bearer::Token("abc")));
+        assert!(matches!(bearer(&headers("Basic dXNlcjpwYXNz")), Bearer::OtherScheme));
+        assert!(matches!(bearer(&headers("Bearer ")), Bearer::OtherScheme));
+        assert!(matches!(bearer(&HeaderMap::new()), Bearer::Missing));
+    }
+}

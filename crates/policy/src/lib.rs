@@ -1,0 +1,9 @@
+//! Who is calling: API keys (issued by `portcullis keys`, checked by the gateway against an
+//! in-memory key ring that follows the store).
+#![forbid(unsafe_code)]
+
+pub mod apikey;
+pub mod keyring;
+
+pub use apikey::{IssuedKey, KEY_PREFIX};
+pub use keyring::{AuthError, KeyRing};

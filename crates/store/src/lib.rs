@@ -1,0 +1,72 @@
+//! Persistence: one embedded SQLite database (`portcullis.db`), its schema applied by
+//! migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
+//! write-ahead log lets them do so at once.
+#![forbid(unsafe_code)]
+
+mod keys;
+
+pub use keys::{KeyRecord, NewKey};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why the store could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {source}; check that its folder exists and is writable (set store.path to choose another file)")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot bring the database {path} up to date: {source}")]
+    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("no API key with id {0}; `portcullis keys list` shows the ids")]
+    NoSuchKey(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// The database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // Another process (a `portcullis keys` command, another gateway) may hold the
+            // write lock for a moment.
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        MIGRATOR.run(&pool).await.map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
+        Ok(Store { pool, path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections (waits for queries in flight).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
