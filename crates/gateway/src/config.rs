@@ -53,6 +53,9 @@ pub struct AuthConfig {
     /// Accept API keys issued with `portcullis keys create`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<ApiKeysConfig>,
+    /// Accept JWTs from an identity provider (OIDC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtConfig>,
     /// Also serve callers that present no credential. Needed, and chosen explicitly, to
     /// serve anonymous callers on an address other than loopback.
     pub anonymous: bool,
@@ -61,6 +64,125 @@ pub struct AuthConfig {
     /// request's `Host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+}
+
+/// JWT callers: which identity provider, which audience, and how claims map to a caller.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// The provider's issuer URL (the `iss` tokens carry).
+    pub issuer: String,
+    /// The `aud` a token must carry: this gateway (RFC 8707). One value or a list; default:
+    /// `auth.resource`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<OneOrMany>,
+    /// Where the provider publishes its keys; default: the `jwks_uri` of
+    /// `<issuer>/.well-known/openid-configuration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// Accepted signature algorithms (public-key ones only).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Which claims name the caller.
+    #[serde(default)]
+    pub claims: ClaimsConfig,
+    /// Scopes every token must carry; a token without them gets 403 with a scope challenge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_scopes: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "default_leeway", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub leeway: Duration,
+    /// How often the provider's keys are fetched again (also at once, at most every 5 s,
+    /// when a token names an unknown key id).
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub refresh: Duration,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+
+fn default_leeway() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// Claim names for the caller's identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClaimsConfig {
+    pub user: String,
+    pub team: Option<String>,
+    pub app: Option<String>,
+    /// A list of role names (or one space-separated string).
+    pub roles: Option<String>,
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        ClaimsConfig {
+            user: "sub".into(),
+            team: Some("team".into()),
+            app: Some("client_id".into()),
+            roles: Some("roles".into()),
+        }
+    }
+}
+
+impl JwtConfig {
+    /// The verifier's settings; `resource` is the default audience.
+    pub fn settings(&self, resource: Option<&str>) -> Result<portcullis_policy::JwtSettings, String> {
+        let algorithms = self
+            .algorithms
+            .iter()
+            .map(|a| portcullis_policy::jwt::parse_algorithm(a).map_err(|e| format!("algorithms: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if algorithms.is_empty() {
+            return Err("algorithms: name at least one, e.g. [RS256, ES256]".into());
+        }
+        let audiences = match (&self.audience, resource) {
+            (Some(a), _) => a.to_vec(),
+            (None, Some(r)) => vec![r.to_owned()],
+            (None, None) => Vec::new(),
+        };
+        if audiences.is_empty() || audiences.iter().any(String::is_empty) {
+            return Err("audience: set the audience tokens must carry for this gateway (or `auth.resource`)".into());
+        }
+        Ok(portcullis_policy::JwtSettings {
+            issuer: self.issuer.clone(),
+            audiences,
+            jwks_url: self.jwks_url.clone(),
+            algorithms,
+            leeway: self.leeway,
+            user_claim: self.claims.user.clone(),
+            team_claim: self.claims.team.clone(),
+            app_claim: self.claims.app.clone(),
+            roles_claim: self.claims.roles.clone(),
+            required_scopes: self.required_scopes.clone(),
+        })
+    }
 }
 
 /// API key settings.
@@ -407,11 +529,28 @@ impl Config {
             }
         }
         if let Some(auth) = &self.auth {
-            if auth.api_keys.is_none() && !auth.anonymous {
+            if auth.api_keys.is_none() && auth.jwt.is_none() && !auth.anonymous {
                 add(
                     "auth".into(),
-                    "names no way to let callers in: add `api_keys: {}` (keys from `portcullis keys create`), or `anonymous: true` to serve callers without a credential".into(),
+                    "names no way to let callers in: add `api_keys: {}` (keys from `portcullis keys create`), `jwt: {...}` for an identity provider, or `anonymous: true` to serve callers without a credential".into(),
                 );
+            }
+            if let Some(jwt) = &auth.jwt {
+                if !url::Url::parse(&jwt.issuer).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                    add(
+                        "auth.jwt.issuer".into(),
+                        format!("`{}` is not an http(s) URL like `https://idp.example.com`", jwt.issuer),
+                    );
+                }
+                if let Some(url) = &jwt.jwks_url {
+                    if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                        add("auth.jwt.jwks_url".into(), format!("`{url}` is not an http(s) URL"));
+                    }
+                }
+                if let Err(e) = jwt.settings(auth.resource.as_deref()) {
+                    let (field, message) = e.split_once(": ").unwrap_or(("", &e));
+                    add(format!("auth.jwt.{field}"), message.to_owned());
+                }
             }
             if let Some(resource) = &auth.resource {
                 if !url::Url::parse(resource).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {

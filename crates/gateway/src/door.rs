@@ -3,7 +3,9 @@
 //! With no `auth` section the gateway serves anonymous callers, and only on a loopback
 //! address ([`check_listen`]). With `auth.api_keys`, callers present a key as
 //! `Authorization: Bearer pcs_…`; keys live in the store and are checked against an
-//! in-memory key ring that follows it (a revoked key is refused within a second). A refused
+//! in-memory key ring that follows it (a revoked key is refused within a second). With
+//! `auth.jwt`, other bearer tokens are JWTs verified against the identity provider's keys
+//! (and a token lacking a required scope gets 403 with a scope challenge). A refused
 //! caller gets HTTP 401 with a `WWW-Authenticate` challenge naming this gateway's OAuth
 //! protected-resource metadata (RFC 9728), which is served at
 //! `/.well-known/oauth-protected-resource`.
@@ -17,7 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use portcullis_core::Principal;
-use portcullis_policy::{AuthError, KeyRing};
+use portcullis_policy::{AuthError, JwtError, JwtVerifier, KeyRing, KEY_PREFIX};
 use portcullis_store::{now_ms, Store, StoreError};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 pub struct Door {
     settings: Option<AuthConfig>,
     keys: Option<(Store, Arc<KeyRing>)>,
+    jwt: Option<Arc<JwtVerifier>>,
 }
 
 /// Why the gateway would not start.
@@ -45,6 +48,8 @@ pub enum DoorError {
     Unauthenticated { addr: SocketAddr },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("auth.jwt: {0}")]
+    Jwt(String),
 }
 
 /// Refuses a non-loopback address when nobody has to authenticate, unless anonymous
@@ -58,7 +63,7 @@ pub fn check_listen(config: &Config, addr: SocketAddr) -> Result<(), DoorError> 
 
 impl Door {
     /// Opens the key store when API keys are on.
-    pub async fn open(config: &Config, config_path: Option<&Path>) -> Result<Door, DoorError> {
+    pub async fn open(config: &Config, config_path: Option<&Path>, http: &reqwest::Client) -> Result<Door, DoorError> {
         let keys = match config.auth.as_ref().and_then(|a| a.api_keys.as_ref()) {
             None => None,
             Some(_) => {
@@ -67,7 +72,46 @@ impl Door {
                 Some((store, ring))
             }
         };
-        Ok(Door { settings: config.auth.clone(), keys })
+        let jwt = match config.auth.as_ref().and_then(|a| a.jwt.as_ref().map(|j| (j, a.resource.as_deref()))) {
+            None => None,
+            Some((jwt, resource)) => {
+                let verifier =
+                    Arc::new(JwtVerifier::new(jwt.settings(resource).map_err(DoorError::Jwt)?, http.clone()));
+                // Not fatal: the provider may be down for a moment; tokens are refused until
+                // its keys are fetched (the refresher retries).
+                if let Err(e) = verifier.refresh().await {
+                    tracing::error!(error = %e, "cannot fetch the identity provider's keys yet");
+                }
+                Some(verifier)
+            }
+        };
+        Ok(Door { settings: config.auth.clone(), keys, jwt })
+    }
+
+    /// Fetches the identity provider's keys again every `auth.jwt.refresh` (every 30 s
+    /// while fetching fails) until `stop`.
+    pub fn follow_jwks(&self, stop: CancellationToken) {
+        let (Some(verifier), Some(every)) =
+            (self.jwt.clone(), self.settings.as_ref().and_then(|s| s.jwt.as_ref()).map(|j| j.refresh))
+        else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut wait = every;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                wait = match verifier.refresh().await {
+                    Ok(()) => every,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot refresh the identity provider's keys; the last ones stay in force");
+                        every.min(Duration::from_secs(30))
+                    }
+                };
+            }
+        });
     }
 
     /// Follows key changes in the store until `stop`.
@@ -114,16 +158,28 @@ impl Door {
             Bearer::OtherScheme => return Err(Refusal::Invalid("use `Authorization: Bearer <key>`".into())),
             Bearer::Token(token) => token,
         };
+        if !token.starts_with(KEY_PREFIX) {
+            if let Some(jwt) = &self.jwt {
+                return jwt.verify(token).await.map_err(|e| match e {
+                    JwtError::MissingScopes(scopes) => Refusal::Scopes(scopes),
+                    e => Refusal::Invalid(e.to_string()),
+                });
+            }
+        }
         let Some((store, ring)) = &self.keys else {
-            return Err(Refusal::Invalid("this gateway accepts no bearer tokens (no `auth.api_keys`)".into()));
+            return Err(Refusal::Invalid("this gateway accepts no API keys (no `auth.api_keys`)".into()));
         };
         let verdict = match ring.authenticate(token, now_ms()) {
             // A key created since the last poll should work at once: look again (a cheap
             // version check; the keys are read only if they changed).
-            Err(AuthError::Unknown) => match ring.refresh(store).await {
-                Ok(true) => ring.authenticate(token, now_ms()),
-                _ => Err(AuthError::Unknown),
-            },
+            // (The poller may have reloaded them between the miss and this look: check again
+            // whatever the look finds.)
+            Err(AuthError::Unknown) => {
+                if let Err(e) = ring.refresh(store).await {
+                    tracing::warn!(error = %e, "cannot read API keys from the store");
+                }
+                ring.authenticate(token, now_ms())
+            }
             verdict => verdict,
         };
         verdict.map_err(|e| Refusal::Invalid(e.to_string()))
@@ -131,13 +187,20 @@ impl Door {
 
     /// The protected-resource metadata for a request that reached `host`.
     fn metadata(&self, headers: &HeaderMap) -> serde_json::Value {
-        // No `authorization_servers` yet: API keys are issued by `portcullis keys`, not by
-        // an OAuth authorization server.
-        json!({
+        // `authorization_servers` only with `auth.jwt`: API keys are issued by
+        // `portcullis keys`, not by an OAuth authorization server.
+        let mut metadata = json!({
             "resource": self.resource(headers),
             "bearer_methods_supported": ["header"],
             "resource_name": "Portcullis MCP gateway",
-        })
+        });
+        if let Some(jwt) = &self.jwt {
+            metadata["authorization_servers"] = json!([jwt.settings().issuer]);
+            if !jwt.settings().required_scopes.is_empty() {
+                metadata["scopes_supported"] = json!(jwt.settings().required_scopes);
+            }
+        }
+        metadata
     }
 
     /// This gateway's MCP URL: `auth.resource`, or from the request's `Host`.
@@ -157,6 +220,15 @@ impl Door {
             None => format!("http://{}{METADATA_PATH}/mcp", host(headers)),
         }
     }
+}
+
+/// The client for the identity provider.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
 }
 
 fn host(headers: &HeaderMap) -> &str {
@@ -183,6 +255,8 @@ fn bearer(headers: &HeaderMap) -> Bearer<'_> {
 enum Refusal {
     NoCredential,
     Invalid(String),
+    /// Authenticated, but the token lacks these scopes: 403 with a scope challenge.
+    Scopes(Vec<String>),
 }
 
 /// The middleware on the MCP routes: establishes the caller or answers 401.
@@ -194,6 +268,7 @@ pub async fn admit(State(door): State<Arc<Door>>, mut request: Request, next: Ne
         }
         Err(refusal) => {
             let metadata = door.metadata_url(request.headers());
+            let mut status = StatusCode::UNAUTHORIZED;
             let (challenge, message) = match refusal {
                 Refusal::NoCredential => (
                     format!("Bearer realm=\"portcullis\", resource_metadata=\"{metadata}\""),
@@ -207,9 +282,17 @@ pub async fn admit(State(door): State<Arc<Door>>, mut request: Request, next: Ne
                     ),
                     why,
                 ),
+                Refusal::Scopes(scopes) => {
+                    status = StatusCode::FORBIDDEN;
+                    let scopes = scopes.join(" ");
+                    (
+                        format!("Bearer realm=\"portcullis\", error=\"insufficient_scope\", scope=\"{scopes}\", resource_metadata=\"{metadata}\""),
+                        format!("the token lacks the scopes {scopes}"),
+                    )
+                }
             };
-            let mut response = (StatusCode::UNAUTHORIZED, Json(json!({ "error": "unauthorized", "message": message })))
-                .into_response();
+            let error = if status == StatusCode::FORBIDDEN { "forbidden" } else { "unauthorized" };
+            let mut response = (status, Json(json!({ "error": error, "message": message }))).into_response();
             if let Ok(value) = HeaderValue::from_str(&challenge) {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
             }

@@ -213,7 +213,7 @@ pub async fn serve_http(
 ) -> Result<RunningServer, StartError> {
     let addr = listen.unwrap_or(config.listen);
     check_listen(&config, addr)?;
-    let door = Arc::new(Door::open(&config, config_path.as_deref()).await?);
+    let door = Arc::new(Door::open(&config, config_path.as_deref(), &door::http_client()).await?);
     let codec = Arc::new(session_codec(&config)?);
     let options = HttpOptions::default();
     options.allowed_origins.store(Arc::new(config.http.allowed_origins.clone()));
@@ -227,6 +227,7 @@ pub async fn serve_http(
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
     door.follow_keys(stop.clone());
+    door.follow_jwks(stop.clone());
     let graceful = stop.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { graceful.cancelled().await }).await

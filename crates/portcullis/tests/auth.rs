@@ -120,8 +120,12 @@ async fn a_rotated_key_keeps_working_through_its_grace_period_so_clients_switch_
             while !stop.load(Ordering::Relaxed) {
                 let key = current.lock().unwrap().clone();
                 let reply = Client::with_bearer(&url, &key).post_raw(&initialize()).await;
-                let counter = if reply.status == 200 { &ok } else { &failed };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if reply.status == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    eprintln!("failed: HTTP {} {}", reply.status, reply.raw);
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }));
     }
@@ -210,4 +214,13 @@ fn without_auth_the_gateway_refuses_to_listen_beyond_loopback() {
     std::fs::write(&config, "auth: {}\n").unwrap();
     let out = Command::new(BIN).arg("check").arg(&config).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth: names no way to let callers in"));
+    // JWT settings that cannot work are config errors with their path.
+    std::fs::write(&config, "auth:\n  jwt: { issuer: \"https://idp.example.com\", algorithms: [HS256] }\n").unwrap();
+    let out = Command::new(BIN).arg("check").arg(&config).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.jwt.algorithms: `HS256` uses a shared secret"), "{err}");
+    std::fs::write(&config, "auth:\n  jwt: { issuer: \"https://idp.example.com\" }\n").unwrap();
+    let out = Command::new(BIN).arg("check").arg(&config).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.jwt.audience: set the audience"), "{err}");
 }
