@@ -44,6 +44,13 @@ pub struct Config {
     /// The embedded database (API keys).
     #[serde(default)]
     pub store: StoreConfig,
+    /// Who may call which tool, with which arguments: `allow` / `deny` rules, compiled into
+    /// Cedar policies. Without rules every caller may call every tool.
+    #[serde(default, skip_serializing)]
+    pub access: Vec<portcullis_policy::AccessRuleConfig>,
+    /// Raw Cedar policies, added to the `access` rules (see README, "What callers may do").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_policies: Option<String>,
 }
 
 /// How callers prove who they are (`Authorization: Bearer ...` on the HTTP door).
@@ -240,6 +247,8 @@ impl Default for Config {
             guards: GuardConfig::default(),
             auth: None,
             store: StoreConfig::default(),
+            access: Vec::new(),
+            access_policies: None,
         }
     }
 }
@@ -560,6 +569,9 @@ impl Config {
                     );
                 }
             }
+        }
+        if let Err(e) = portcullis_policy::Access::compile(&self.access, self.access_policies.as_deref()) {
+            add(e.path, e.message);
         }
         if let Err(e) = Guard::new(&self.guards) {
             add(format!("guards.{}", e.path), e.message);

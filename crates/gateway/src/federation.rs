@@ -12,6 +12,7 @@ use portcullis_mcp::jsonrpc::{to_raw, RpcError};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use portcullis_mcp::server::Streams;
+use portcullis_policy::Access;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -207,11 +208,27 @@ fn compile_guard(settings: &GuardConfig) -> Guard {
     })
 }
 
+/// Compiles the access rules. `Config::validate` compiled them already; a config that
+/// skipped validation and does not compile denies every call (fail closed).
+fn compile_access(config: &Config) -> Access {
+    Access::compile(&config.access, config.access_policies.as_deref()).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "access rules invalid; denying every call");
+        let deny_all = portcullis_policy::AccessRuleConfig {
+            id: Some("invalid-access-rules".into()),
+            allow: None,
+            deny: Some(Default::default()),
+        };
+        Access::compile(&[deny_all], None).unwrap_or_else(|_| unreachable!("a plain deny compiles"))
+    })
+}
+
 /// Everything derived from one config: members in config order, name and URI routing.
 pub struct Federation {
     pub config: Arc<Config>,
     /// The compiled guardrails of `config.guards`.
     pub guard: Arc<Guard>,
+    /// The compiled `access` rules.
+    pub access: Arc<Access>,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -276,7 +293,13 @@ impl Federation {
             Some(p) => p.guard.clone(),
             None => Arc::new(compile_guard(&config.guards)),
         };
-        Federation { config, guard, members, by_prefix, unprefixed, virtual_servers }
+        let same_rules =
+            |p: &&Federation| p.config.access == config.access && p.config.access_policies == config.access_policies;
+        let access = match previous.filter(same_rules) {
+            Some(p) => p.access.clone(),
+            None => Arc::new(compile_access(&config)),
+        };
+        Federation { config, guard, access, members, by_prefix, unprefixed, virtual_servers }
     }
 
     /// The member owning a federated tool or prompt name, and the upstream's own name.

@@ -18,6 +18,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::{era_of, Era};
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
+use portcullis_policy::Verdict as AccessVerdict;
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -83,14 +84,14 @@ impl Gateway {
                 env!("CARGO_PKG_VERSION"),
             ))),
             "ping" => Ok(empty_object()),
-            "tools/list" => self.list(&fed, &view, List::Tools, &params).await,
+            "tools/list" => self.list(&fed, &view, List::Tools, &params, ctx).await,
             "prompts/list" | "resources/list" | "resources/templates/list" if matches!(view, View::Virtual(_)) => {
                 let list = list_of(&req.method);
                 Ok(to_raw(&json!({ list.field(): [] })))
             }
-            "prompts/list" => self.list(&fed, &view, List::Prompts, &params).await,
-            "resources/list" => self.list(&fed, &view, List::Resources, &params).await,
-            "resources/templates/list" => self.list(&fed, &view, List::Templates, &params).await,
+            "prompts/list" => self.list(&fed, &view, List::Prompts, &params, ctx).await,
+            "resources/list" => self.list(&fed, &view, List::Resources, &params, ctx).await,
+            "resources/templates/list" => self.list(&fed, &view, List::Templates, &params, ctx).await,
             "tools/call" => {
                 let shown = params.require_str("name")?;
                 let federated = match &view {
@@ -104,6 +105,7 @@ impl Gateway {
                 if ctx.session.era() == Era::Modern {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers).await?;
                 }
+                authorize_call(&fed, ctx, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
@@ -268,6 +270,7 @@ impl Gateway {
         view: &View<'_>,
         list: List,
         params: &RawObject,
+        ctx: &RequestContext,
     ) -> Result<Box<RawValue>, ErrorOut> {
         let offset = match params.get_str("cursor") {
             Some(c) => decode_cursor(&c)?,
@@ -285,6 +288,13 @@ impl Gateway {
                 }
             };
             for item in items.iter() {
+                // Tools the caller may not call are not in their list.
+                if list == List::Tools && !fed.access.is_open() {
+                    let federated = Federation::name_of(member, &item.get_str("name").unwrap_or_default());
+                    if !fed.access.may_list(&ctx.principal, &member.name, &federated) {
+                        continue;
+                    }
+                }
                 if let Some(item) = federate_item(member, view, list, item) {
                     merged.push(item);
                 }
@@ -304,6 +314,42 @@ impl Gateway {
             result.set("nextCursor", &next);
         }
         Ok(result.to_raw())
+    }
+}
+
+/// The JSON-RPC error code of a call denied by the access rules.
+pub const ACCESS_DENIED: i64 = -32003;
+
+/// The authorize stage of a tool call: the access rules on caller, tool and arguments.
+/// A denial names the rule that decided it (or that none allowed the call), never other
+/// tools, and is logged with the caller.
+fn authorize_call(
+    fed: &Federation,
+    ctx: &RequestContext,
+    member: &Member,
+    federated: &str,
+    shown: &str,
+    params: &RawObject,
+) -> Result<(), RpcError> {
+    if fed.access.is_open() {
+        return Ok(());
+    }
+    let arguments: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
+    match fed.access.may_call(&ctx.principal, &member.name, federated, arguments.as_ref()) {
+        AccessVerdict::Allowed => Ok(()),
+        AccessVerdict::Denied { rule } => {
+            let caller = ctx.principal.subject();
+            tracing::info!(tool = federated, caller = %caller, rule = rule.as_deref().unwrap_or("-"), "call denied by the access rules");
+            let why = match &rule {
+                Some(rule) => format!("denied by access rule `{rule}`"),
+                None => "no access rule allows it".to_owned(),
+            };
+            Err(RpcError::new(
+                ACCESS_DENIED,
+                format!("{caller} may not call tool `{shown}` with these arguments: {why}"),
+            )
+            .with_data(json!({ "policy": "access", "rule": rule })))
+        }
     }
 }
 

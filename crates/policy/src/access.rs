@@ -1,0 +1,682 @@
+//! What a caller may do: simple YAML rules (`access:`) compiled into Cedar policies, plus
+//! raw Cedar for the rest, decided by the Cedar authorizer.
+//!
+//! The model: the principal is the caller (`Caller::"user:alice"` with attributes `user`,
+//! `team`, `app`, `roles`, `method`); the resource a tool (`Tool::"fs__read_file"` with
+//! `name` and `server`); the context the call's arguments (`context.args`, every value a
+//! string: text as is, absolute paths normalized, anything else as compact JSON). Two
+//! actions: `Action::"call_tool"` decides a call, `Action::"list_tool"` whether the tool
+//! appears in the caller's `tools/list`. Cedar denies unless a policy permits, and a
+//! `forbid` beats any `permit`. With no rules at all, everything is allowed.
+
+use cedar_policy::{
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    Request, RestrictedExpression,
+};
+use portcullis_core::Principal;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+
+/// One rule: `allow` or `deny`, for whom, on which tools, under which argument conditions.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRuleConfig {
+    /// A name for the rule in errors and logs (default `access[N]`).
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub allow: Option<RuleBody>,
+    #[serde(default)]
+    pub deny: Option<RuleBody>,
+}
+
+/// Who and what a rule covers. Every field given must match; lists match any element.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleBody {
+    pub user: Option<Names>,
+    pub team: Option<Names>,
+    pub app: Option<Names>,
+    pub role: Option<Names>,
+    /// Server names (globs with `*`).
+    pub servers: Option<Names>,
+    /// Federated tool names (globs with `*`), e.g. `fs__read_*`.
+    pub tools: Option<Names>,
+    /// Conditions on the call's arguments (all must hold).
+    pub when: Option<Conditions>,
+}
+
+/// One name or a list.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Names {
+    fn list(&self) -> Vec<&str> {
+        match self {
+            Names::One(s) => vec![s.as_str()],
+            Names::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+/// One condition or a list of them.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Conditions {
+    One(Condition),
+    Many(Vec<Condition>),
+}
+
+/// A test of one argument. Absolute paths are normalized first (`/a/../b` is `/b`), so
+/// `starts_with: /workspace/` cannot be escaped with `..`.
+#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The argument's name (top level of the tool's arguments).
+    pub arg: String,
+    #[serde(default)]
+    pub starts_with: Option<String>,
+    #[serde(default)]
+    pub equals: Option<String>,
+    #[serde(default)]
+    pub one_of: Option<Vec<String>>,
+}
+
+/// A rule that cannot be compiled, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct AccessError {
+    pub path: String,
+    pub message: String,
+}
+
+/// The decision on one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Denied by the named rule (a `deny` or `forbid`), or by no rule allowing it.
+    Denied {
+        rule: Option<String>,
+    },
+}
+
+/// The compiled rules.
+pub struct Access {
+    /// `None`: no rules, everything allowed.
+    rules: Option<Rules>,
+    authorizer: Authorizer,
+}
+
+/// Cedar evaluates every policy it is given, and most rules name the tools they cover: so
+/// each tool gets the policies whose tool and server globs can match it (plus all raw
+/// Cedar), worked out once per tool and cached. Cedar still checks every condition.
+struct Rules {
+    compiled: Vec<CompiledRule>,
+    raw: Vec<Policy>,
+    by_tool: RwLock<HashMap<String, Arc<ToolPolicies>>>,
+}
+
+struct CompiledRule {
+    servers: Option<Vec<String>>,
+    tools: Option<Vec<String>>,
+    call: Policy,
+    list: Option<Policy>,
+}
+
+struct ToolPolicies {
+    call: PolicySet,
+    list: PolicySet,
+    /// The tool's entity (its `name` and `server`), built once.
+    entities: Entities,
+    uid: EntityUid,
+}
+
+/// Tools whose policies are kept; past this the cache starts over (a bound, not a tuning).
+const MAX_CACHED_TOOLS: usize = 4096;
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").field("rules", &self.rules.as_ref().map(|r| r.compiled.len() + r.raw.len())).finish()
+    }
+}
+
+const CALL: &str = "call_tool";
+const LIST: &str = "list_tool";
+
+impl Access {
+    /// Compiles `access` rules and raw Cedar policies (`access_policies`).
+    pub fn compile(rules: &[AccessRuleConfig], cedar: Option<&str>) -> Result<Access, AccessError> {
+        let authorizer = Authorizer::new();
+        if rules.is_empty() && cedar.is_none_or(|c| c.trim().is_empty()) {
+            return Ok(Access { rules: None, authorizer });
+        }
+        let mut compiled = Vec::new();
+        let mut ids = HashSet::new();
+        for (i, rule) in rules.iter().enumerate() {
+            let path = format!("access[{i}]");
+            let id = rule.id.clone().unwrap_or_else(|| path.clone());
+            if !ids.insert(id.clone()) {
+                return Err(AccessError {
+                    path: format!("{path}.id"),
+                    message: format!("`{id}` names another rule too"),
+                });
+            }
+            let texts = compile_rule(rule, &path)?;
+            let parse = |n: usize, text: &str| {
+                Policy::parse(Some(PolicyId::new(format!("{id}#{n}"))), text)
+                    .map_err(|e| AccessError { path: path.clone(), message: format!("internal: {e}") })
+            };
+            let body = rule.allow.as_ref().or(rule.deny.as_ref());
+            let globs = |names: Option<&Names>| names.map(|n| n.list().into_iter().map(str::to_owned).collect());
+            compiled.push(CompiledRule {
+                servers: globs(body.and_then(|b| b.servers.as_ref())),
+                tools: globs(body.and_then(|b| b.tools.as_ref())),
+                call: parse(0, &texts[0])?,
+                list: texts.get(1).map(|t| parse(1, t)).transpose()?,
+            });
+        }
+        let mut raw = Vec::new();
+        if let Some(cedar) = cedar.filter(|c| !c.trim().is_empty()) {
+            let set = PolicySet::from_str(cedar)
+                .map_err(|e| AccessError { path: "access_policies".into(), message: format!("{e:?}") })?;
+            for (n, policy) in set.policies().enumerate() {
+                let id = policy.annotation("id").map_or_else(|| format!("access_policies[{n}]"), str::to_owned);
+                raw.push(policy.new_id(PolicyId::new(format!("{id}#cedar"))));
+            }
+        }
+        let rules = Rules { compiled, raw, by_tool: RwLock::default() };
+        // Every policy together once, so clashing ids are a config error, not a run-time one.
+        rules.policies_for(None).map_err(|message| AccessError { path: "access_policies".into(), message })?;
+        Ok(Access { rules: Some(rules), authorizer })
+    }
+
+    /// No rules: everything is allowed.
+    pub fn is_open(&self) -> bool {
+        self.rules.is_none()
+    }
+
+    /// May `principal` call `tool` of `server` with `args` (the call's `arguments`)?
+    pub fn may_call(&self, principal: &Principal, server: &str, tool: &str, args: Option<&Value>) -> Verdict {
+        let Some(rules) = &self.rules else { return Verdict::Allowed };
+        let policies = rules.for_tool(server, tool);
+        self.decide(&policies, principal, &TYPES.call, context(args))
+    }
+
+    /// Does `tool` appear in `principal`'s tool list?
+    pub fn may_list(&self, principal: &Principal, server: &str, tool: &str) -> bool {
+        let Some(rules) = &self.rules else { return true };
+        let policies = rules.for_tool(server, tool);
+        self.decide(&policies, principal, &TYPES.list, context(None)) == Verdict::Allowed
+    }
+
+    fn decide(
+        &self,
+        tool: &ToolPolicies,
+        principal: &Principal,
+        action: &EntityUid,
+        context: Vec<(String, RestrictedExpression)>,
+    ) -> Verdict {
+        let caller = uid(&TYPES.caller, &principal.subject());
+        let request = Context::from_pairs(context).map_err(|e| e.to_string()).and_then(|c| {
+            Request::new(caller.clone(), action.clone(), tool.uid.clone(), c, None).map_err(|e| e.to_string())
+        });
+        let entities = caller_entity(principal, caller)
+            .and_then(|c| tool.entities.clone().add_entities([c], None).map_err(|e| e.to_string()));
+        let (Ok(request), Ok(entities)) = (request, entities) else {
+            // Building a request from strings cannot fail; if it ever did, deny.
+            return Verdict::Denied { rule: None };
+        };
+        let policies = if *action == TYPES.call { &tool.call } else { &tool.list };
+        let response = self.authorizer.is_authorized(&request, policies, &entities);
+        match response.decision() {
+            Decision::Allow => Verdict::Allowed,
+            Decision::Deny => {
+                Verdict::Denied {
+                    rule: response.diagnostics().reason().next().map(|id| {
+                        id.to_string().rsplit_once('#').map_or_else(|| id.to_string(), |(r, _)| r.to_owned())
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl Rules {
+    /// The policies that can apply to `server/tool`.
+    fn for_tool(&self, server: &str, tool: &str) -> Arc<ToolPolicies> {
+        let key = format!("{server}/{tool}");
+        if let Some(found) = self.by_tool.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return found.clone();
+        }
+        // Ids are unique (checked at compile), so this cannot fail; if it did, no policy
+        // would permit anything: deny all.
+        let policies = Arc::new(self.policies_for(Some((server, tool))).unwrap_or_else(|_| ToolPolicies {
+            call: PolicySet::new(),
+            list: PolicySet::new(),
+            entities: Entities::empty(),
+            uid: tool_uid("", ""),
+        }));
+        let mut cache = self.by_tool.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_TOOLS {
+            cache.clear();
+        }
+        cache.insert(key, policies.clone());
+        policies
+    }
+
+    /// The call and list policy sets for one tool (`None`: every policy).
+    fn policies_for(&self, tool: Option<(&str, &str)>) -> Result<ToolPolicies, String> {
+        let (mut call, mut list) = (PolicySet::new(), PolicySet::new());
+        let covers = |globs: &Option<Vec<String>>, name: &str| {
+            globs.as_ref().is_none_or(|g| g.iter().any(|g| wildcard(g, name)))
+        };
+        for rule in &self.compiled {
+            if let Some((server, name)) = tool {
+                if !covers(&rule.servers, server) || !covers(&rule.tools, name) {
+                    continue;
+                }
+            }
+            call.add(rule.call.clone()).map_err(|e| e.to_string())?;
+            if let Some(policy) = &rule.list {
+                list.add(policy.clone()).map_err(|e| e.to_string())?;
+            }
+        }
+        for policy in &self.raw {
+            call.add(policy.clone()).map_err(|e| e.to_string())?;
+            list.add(policy.clone()).map_err(|e| e.to_string())?;
+        }
+        let (server, name) = tool.unwrap_or_default();
+        let uid = tool_uid(server, name);
+        let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        let attrs = HashMap::from([("name".to_owned(), text(name)), ("server".to_owned(), text(server))]);
+        let entity = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities([entity], None).map_err(|e| e.to_string())?;
+        Ok(ToolPolicies { call, list, entities, uid })
+    }
+}
+
+/// `*`-only wildcard matching, as Cedar's `like` does it.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The entity types and actions, parsed once (parsing a name runs Cedar's parser).
+struct Kinds {
+    caller: EntityTypeName,
+    tool: EntityTypeName,
+    call: EntityUid,
+    list: EntityUid,
+}
+
+static TYPES: LazyLock<Kinds> = LazyLock::new(|| {
+    // Constants of this module: they parse.
+    let name = |s: &str| EntityTypeName::from_str(s).unwrap_or_else(|_| unreachable!("entity type {s} parses"));
+    let action = |a: &str| EntityUid::from_type_name_and_id(name("Action"), EntityId::new(a));
+    Kinds { caller: name("Caller"), tool: name("Tool"), call: action(CALL), list: action(LIST) }
+});
+
+fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+}
+
+fn tool_uid(server: &str, tool: &str) -> EntityUid {
+    uid(&TYPES.tool, &format!("{server}/{tool}"))
+}
+
+/// The caller as a Cedar entity: `user`, `team`, `app` when known, `roles`, `method`.
+fn caller_entity(principal: &Principal, uid: EntityUid) -> Result<Entity, String> {
+    let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
+    let mut attrs = HashMap::from([
+        ("roles".to_owned(), RestrictedExpression::new_set(principal.roles.iter().map(|r| text(r)))),
+        ("method".to_owned(), text(method_name(principal.method))),
+    ]);
+    for (name, value) in [("user", &principal.user), ("team", &principal.team), ("app", &principal.app)] {
+        if let Some(value) = value {
+            attrs.insert(name.to_owned(), text(value));
+        }
+    }
+    Entity::new(uid, attrs, HashSet::new()).map_err(|e| e.to_string())
+}
+
+fn method_name(method: portcullis_core::AuthMethod) -> &'static str {
+    match method {
+        portcullis_core::AuthMethod::Anonymous => "anonymous",
+        portcullis_core::AuthMethod::ApiKey => "api_key",
+        portcullis_core::AuthMethod::Jwt => "jwt",
+    }
+}
+
+/// `context.args`: every top-level argument as a string (see the module doc).
+fn context(args: Option<&Value>) -> Vec<(String, RestrictedExpression)> {
+    let fields: Vec<(String, RestrictedExpression)> = args
+        .and_then(Value::as_object)
+        .map(|args| {
+            args.iter()
+                .map(|(k, v)| {
+                    let s = match v {
+                        Value::String(s) if s.starts_with('/') => normalize_path(s),
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), RestrictedExpression::new_string(s))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    vec![("args".to_owned(), RestrictedExpression::new_record(fields).unwrap_or_else(|_| empty_record()))]
+}
+
+fn empty_record() -> RestrictedExpression {
+    RestrictedExpression::new_record(Vec::<(String, RestrictedExpression)>::new())
+        .unwrap_or_else(|_| unreachable!("an empty record is valid"))
+}
+
+/// Lexically resolves `.`, `..` and repeated slashes of an absolute path; `..` never goes
+/// above the root. A trailing slash is kept (`/workspace/` stays a directory).
+pub fn normalize_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    let mut out = format!("/{}", parts.join("/"));
+    let ends_as_dir = path.ends_with('/') || path.ends_with("/.") || path.ends_with("/..");
+    if ends_as_dir && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+/// The Cedar text of one rule: its call policy and its list policy.
+fn compile_rule(rule: &AccessRuleConfig, path: &str) -> Result<Vec<String>, AccessError> {
+    let err = |field: &str, message: String| AccessError { path: format!("{path}{field}"), message };
+    let (effect, body, key) = match (&rule.allow, &rule.deny) {
+        (Some(b), None) => ("permit", b, ".allow"),
+        (None, Some(b)) => ("forbid", b, ".deny"),
+        _ => return Err(err("", "give exactly one of `allow:` or `deny:`".into())),
+    };
+    let mut who = Vec::new();
+    for (field, names) in [("user", &body.user), ("team", &body.team), ("app", &body.app)] {
+        if let Some(names) = names {
+            let list = literals(&names.list(), &format!("{key}.{field}"), path)?;
+            who.push(format!("principal has {field} && [{list}].contains(principal.{field})"));
+        }
+    }
+    if let Some(roles) = &body.role {
+        let list = literals(&roles.list(), &format!("{key}.role"), path)?;
+        who.push(format!("principal.roles.containsAny([{list}])"));
+    }
+    let mut what = Vec::new();
+    for (field, attr, names) in [("servers", "server", &body.servers), ("tools", "name", &body.tools)] {
+        if let Some(names) = names {
+            let globs = names.list();
+            if globs.is_empty() {
+                return Err(err(
+                    &format!("{key}.{field}"),
+                    "an empty list matches nothing; leave the field out to match all".into(),
+                ));
+            }
+            let mut any = Vec::new();
+            for g in globs {
+                if g.contains('?') || g.contains('[') {
+                    return Err(err(&format!("{key}.{field}"), format!("`{g}`: only `*` is a wildcard here")));
+                }
+                any.push(format!("resource.{attr} like {}", like_pattern(g, true)));
+            }
+            what.push(format!("({})", any.join(" || ")));
+        }
+    }
+    let conditions: Vec<&Condition> = match &body.when {
+        None => Vec::new(),
+        Some(Conditions::One(c)) => vec![c],
+        Some(Conditions::Many(cs)) => cs.iter().collect(),
+    };
+    let mut args = Vec::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let at = if matches!(body.when, Some(Conditions::Many(_))) {
+            format!("{key}.when[{i}]")
+        } else {
+            format!("{key}.when")
+        };
+        if c.arg.is_empty() {
+            return Err(err(&format!("{at}.arg"), "name the argument".into()));
+        }
+        let arg = format!("context.args[{}]", literal(&c.arg));
+        let has = format!("context.args has {}", literal(&c.arg));
+        let test = match (&c.starts_with, &c.equals, &c.one_of) {
+            (Some(prefix), None, None) => {
+                let prefix = if prefix.starts_with('/') { normalize_path(prefix) } else { prefix.clone() };
+                format!("{arg} like {}", like_pattern(&format!("{prefix}*"), false))
+            }
+            (None, Some(value), None) => format!("{arg} == {}", literal(value)),
+            (None, None, Some(values)) if !values.is_empty() => {
+                let list: Vec<&str> = values.iter().map(String::as_str).collect();
+                format!("[{}].contains({arg})", literals(&list, &format!("{at}.one_of"), path)?)
+            }
+            _ => return Err(err(&at, "give exactly one of `starts_with`, `equals` or a non-empty `one_of`".into())),
+        };
+        args.push(format!("({has} && {test})"));
+    }
+    let clause =
+        |parts: &[String]| if parts.is_empty() { String::new() } else { format!(" when {{ {} }}", parts.join(" && ")) };
+    let mut base = who.clone();
+    base.extend(what);
+    let mut call = base.clone();
+    call.extend(args.iter().cloned());
+    let mut out =
+        vec![format!("{effect}(principal, action == Action::\"{CALL}\", resource is Tool){};", clause(&call))];
+    // A tool shows in the list when some rule could allow a call to it; a deny that depends
+    // on the arguments does not hide it (other arguments may be allowed).
+    if effect == "permit" || args.is_empty() {
+        out.push(format!("{effect}(principal, action == Action::\"{LIST}\", resource is Tool){};", clause(&base)));
+    }
+    Ok(out)
+}
+
+fn literals(names: &[&str], field: &str, path: &str) -> Result<String, AccessError> {
+    if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+        return Err(AccessError { path: format!("{path}{field}"), message: "names must not be empty".into() });
+    }
+    Ok(names.iter().map(|n| literal(n)).collect::<Vec<_>>().join(", "))
+}
+
+/// A Cedar string literal.
+fn literal(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A Cedar `like` pattern: `*` is a wildcard when `glob`, else (and always in the rest of
+/// the text) a literal star.
+fn like_pattern(s: &str, glob: bool) -> String {
+    let last = s.len().saturating_sub(1);
+    let mut out = String::from("\"");
+    for (i, c) in s.char_indices() {
+        match c {
+            // In a prefix pattern only the final, appended `*` is a wildcard.
+            '*' if glob || i == last => out.push('*'),
+            '*' => out.push_str("\\*"),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::AuthMethod;
+    use serde_json::json;
+
+    fn rules(yaml: Value) -> Access {
+        let rules: Vec<AccessRuleConfig> = serde_json::from_value(yaml).unwrap();
+        Access::compile(&rules, None).unwrap()
+    }
+
+    fn who(user: &str, team: Option<&str>) -> Principal {
+        Principal {
+            method: AuthMethod::ApiKey,
+            user: Some(user.into()),
+            team: team.map(Into::into),
+            app: None,
+            roles: vec!["dev".into()],
+            key_id: Some("k".into()),
+        }
+    }
+
+    fn sketch() -> Access {
+        rules(json!([
+            { "allow": { "team": "eng", "tools": ["fs__read_*", "fs__list_*"] } },
+            { "deny": { "tools": ["*delete*"] } },
+            { "id": "workspace-writes", "allow": { "team": "eng", "tools": "fs__write_file",
+                "when": { "arg": "path", "starts_with": "/workspace/" } } },
+        ]))
+    }
+
+    #[test]
+    fn the_issue_sketch_allows_reads_denies_deletes_and_confines_writes() {
+        let a = sketch();
+        let (eng, ops) = (who("alice", Some("eng")), who("bob", Some("ops")));
+        assert_eq!(a.may_call(&eng, "fs", "fs__read_file", None), Verdict::Allowed);
+        assert_eq!(a.may_call(&ops, "fs", "fs__read_file", None), Verdict::Denied { rule: None });
+        assert_eq!(
+            a.may_call(&eng, "fs", "fs__delete_file", None),
+            Verdict::Denied { rule: Some("access[1]".into()) },
+            "the deny names itself"
+        );
+        let write =
+            |path: &str| a.may_call(&eng, "fs", "fs__write_file", Some(&json!({ "path": path, "content": "x" })));
+        assert_eq!(write("/workspace/a.txt"), Verdict::Allowed);
+        assert_eq!(write("/etc/passwd"), Verdict::Denied { rule: None });
+        assert_eq!(write("/workspace/../etc/passwd"), Verdict::Denied { rule: None }, "normalized before matching");
+        assert_eq!(write("/workspace//./sub/../b.txt"), Verdict::Allowed);
+        assert_eq!(
+            a.may_call(&eng, "fs", "fs__write_file", Some(&json!({ "content": "x" }))),
+            Verdict::Denied { rule: None }
+        );
+        assert_eq!(
+            a.may_call(&eng, "fs", "fs__write_file", Some(&json!({ "path": ["/workspace/a"] }))),
+            Verdict::Denied { rule: None }
+        );
+
+        // Lists: what some call could be allowed for; never the denied.
+        assert!(a.may_list(&eng, "fs", "fs__read_file") && a.may_list(&eng, "fs", "fs__write_file"));
+        assert!(!a.may_list(&eng, "fs", "fs__delete_file") && !a.may_list(&ops, "fs", "fs__read_file"));
+    }
+
+    #[test]
+    fn no_rules_allow_everything_and_roles_users_and_one_of_match() {
+        let open = Access::compile(&[], None).unwrap();
+        assert!(open.is_open() && open.may_list(&Principal::anonymous(), "s", "t"));
+        let a = rules(json!([
+            { "allow": { "role": ["dev"], "tools": "gh__*", "when": [{ "arg": "repo", "one_of": ["acme/api", "acme/web"] }] } },
+            { "allow": { "user": ["carol"], "servers": "db" } },
+        ]));
+        let alice = who("alice", None);
+        assert_eq!(a.may_call(&alice, "gh", "gh__create_issue", Some(&json!({"repo": "acme/api"}))), Verdict::Allowed);
+        assert!(matches!(
+            a.may_call(&alice, "gh", "gh__create_issue", Some(&json!({"repo": "acme/secret"}))),
+            Verdict::Denied { .. }
+        ));
+        assert!(matches!(a.may_call(&alice, "db", "db__query", None), Verdict::Denied { .. }));
+        assert_eq!(a.may_call(&who("carol", None), "db", "db__query", None), Verdict::Allowed);
+        assert!(matches!(a.may_call(&Principal::anonymous(), "db", "db__query", None), Verdict::Denied { .. }));
+    }
+
+    #[test]
+    fn raw_cedar_joins_the_rules_and_bad_rules_name_their_path() {
+        let cedar = r#"@id("no-nights") forbid(principal, action, resource) when { principal has app && principal.app == "batch" };
+                       permit(principal, action, resource is Tool) when { principal has app };"#;
+        let a = Access::compile(&[], Some(cedar)).unwrap();
+        let batch = Principal { app: Some("batch".into()), user: None, ..who("x", None) };
+        assert_eq!(a.may_call(&batch, "s", "t", None), Verdict::Denied { rule: Some("no-nights".into()) });
+        let ci = Principal { app: Some("ci".into()), user: None, ..who("x", None) };
+        assert_eq!(a.may_call(&ci, "s", "t", None), Verdict::Allowed);
+
+        let bad = |v: Value| {
+            let rules: Vec<AccessRuleConfig> = serde_json::from_value(v).unwrap();
+            Access::compile(&rules, None).unwrap_err()
+        };
+        assert_eq!(bad(json!([{ "id": "neither" }])).path, "access[0]");
+        assert_eq!(bad(json!([{ "allow": { "tools": "a?" } }])).path, "access[0].allow.tools");
+        assert_eq!(bad(json!([{ "allow": { "when": { "arg": "p" } } }])).path, "access[0].allow.when");
+        assert!(Access::compile(&[], Some("permit(principal, action")).unwrap_err().path == "access_policies");
+    }
+
+    #[test]
+    fn quotes_and_stars_in_names_stay_literal() {
+        let a = rules(json!([{ "allow": { "tools": "we\"ird*", "when": { "arg": "p", "starts_with": "/a*b/" } } }]));
+        let p = who("alice", None);
+        assert_eq!(a.may_call(&p, "s", "we\"ird_tool", Some(&json!({"p": "/a*b/c"}))), Verdict::Allowed);
+        assert!(matches!(a.may_call(&p, "s", "we\"ird_tool", Some(&json!({"p": "/aXb/c"}))), Verdict::Denied { .. }));
+    }
+
+    #[test]
+    fn wildcards_match_like_cedar() {
+        for (p, t) in [
+            ("fs__read_*", "fs__read_file"),
+            ("*delete*", "fs__delete_file"),
+            ("*", ""),
+            ("a*b*c", "aXbYc"),
+            ("x", "x"),
+        ] {
+            assert!(wildcard(p, t), "{p} {t}");
+        }
+        for (p, t) in [("fs__read_*", "fs__write"), ("*delete", "deleted"), ("a*b", "a"), ("x", "xy")] {
+            assert!(!wildcard(p, t), "{p} {t}");
+        }
+    }
+
+    #[test]
+    fn paths_normalize_lexically() {
+        assert_eq!(normalize_path("/workspace/../etc/passwd"), "/etc/passwd");
+        assert_eq!(normalize_path("/../../x"), "/x");
+        assert_eq!(normalize_path("/a//b/./c/"), "/a/b/c/");
+        assert_eq!(normalize_path("/"), "/");
+        assert_eq!(normalize_path("/a/b/.."), "/a/");
+    }
+}
