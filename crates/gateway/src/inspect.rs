@@ -7,8 +7,9 @@
 //! a block replaces it with an error naming the profile and detectors (never the value).
 
 use futures::future::join_all;
+use portcullis_core::Principal;
 use portcullis_guard::webhook::{FailMode, WebhookConfig};
-use portcullis_guard::{Action, DetectorId, Direction, Finding, Guard, Profile};
+use portcullis_guard::{Action, Caller, DetectorId, Direction, Finding, Guard, Profile};
 use portcullis_mcp::jsonrpc::RpcError;
 use portcullis_mcp::peer::{Peer, RequestFilter};
 use serde_json::value::RawValue;
@@ -227,15 +228,30 @@ fn side(direction: Direction) -> &'static str {
 /// the inspect stage as content from the upstream (direction `response`) before they reach
 /// the client's model, and the client's answers to sampling and elicitation as content going
 /// to the upstream (direction `request`). A block is answered to the upstream as an error.
-pub fn guarded_peer(guard: &Arc<Guard>, server: &str, name: &str, peer: &Peer) -> Peer {
+pub fn guarded_peer(guard: &Arc<Guard>, tool: &ToolOf<'_>, caller: &Arc<Principal>, peer: &Peer) -> Peer {
     if !guard.enabled {
         return peer.clone();
     }
     peer.with_filter(Arc::new(ClientRequestGuard {
         guard: guard.clone(),
-        server: server.to_owned(),
-        name: name.to_owned(),
+        server: tool.server.to_owned(),
+        name: tool.name.to_owned(),
+        shown: tool.shown.to_owned(),
+        caller: caller.clone(),
     }))
+}
+
+/// A tool as its server knows it (`name`, what profile bindings match) and as the client
+/// sees it (`shown`, what messages name).
+pub struct ToolOf<'a> {
+    pub server: &'a str,
+    pub name: &'a str,
+    pub shown: &'a str,
+}
+
+/// The guard's view of a caller, for profile bindings.
+pub fn caller_of(p: &Principal) -> Caller<'_> {
+    Caller { user: p.user.as_deref(), team: p.team.as_deref(), app: p.app.as_deref(), roles: &p.roles }
 }
 
 /// [`RequestFilter`] of [`guarded_peer`].
@@ -243,6 +259,8 @@ struct ClientRequestGuard {
     guard: Arc<Guard>,
     server: String,
     name: String,
+    shown: String,
+    caller: Arc<Principal>,
 }
 
 impl ClientRequestGuard {
@@ -252,8 +270,8 @@ impl ClientRequestGuard {
         raw: &RawValue,
         what: &'static str,
     ) -> Result<Option<Box<RawValue>>, RpcError> {
-        let profile = self.guard.profile_for(&self.server, Some(&self.name));
-        let subject = Subject { server: &self.server, name: &self.name, what };
+        let profile = self.guard.profile_for(&self.server, Some(&self.name), &caller_of(&self.caller));
+        let subject = Subject { server: &self.server, name: &self.shown, what };
         match inspect_json(&self.guard, profile, direction, raw, &subject) {
             Verdict::Pass => Ok(None),
             Verdict::Replace(redacted) => Ok(Some(redacted)),

@@ -6,7 +6,7 @@
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
 use crate::federation::{Federation, List, Member, VirtualServer};
-use crate::inspect::{guarded_peer, inspect_message, Subject, Verdict};
+use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_guard::Direction;
@@ -136,7 +136,8 @@ impl Gateway {
                 match req.method.as_str() {
                     "resources/read" => {
                         let result = self.forward(&member, "resources/read", params, &ctx.peer).await?;
-                        let profile = fed.guard.profile_for(&member.name, Some(upstream_uri));
+                        let profile =
+                            fed.guard.profile_for(&member.name, Some(upstream_uri), &caller_of(&ctx.principal));
                         let shown = fed.guard.mask(&uri);
                         let subject = Subject { server: &member.name, name: &shown, what: "resource" };
                         let verdict =
@@ -235,7 +236,7 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> Result<Box<RawValue>, ErrorOut> {
         let Call { fed, member, name, shown, what } = call;
-        let profile = fed.guard.profile_for(&member.name, Some(name));
+        let profile = fed.guard.profile_for(&member.name, Some(name), &caller_of(&ctx.principal));
         let subject = Subject { server: &member.name, name: shown, what };
         if let Some(arguments) = params.get("arguments") {
             match inspect_message(&self.http, &fed.guard, profile, Direction::Request, arguments, &subject).await {
@@ -244,7 +245,8 @@ impl Gateway {
                 Verdict::Block(e) => return Err(e.into()),
             }
         }
-        let peer = guarded_peer(&fed.guard, &member.name, shown, &ctx.peer);
+        let tool = ToolOf { server: &member.name, name, shown };
+        let peer = guarded_peer(&fed.guard, &tool, &ctx.principal, &ctx.peer);
         let result = self.forward(member, method, params, &peer).await?;
         let verdict = inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await;
         inspected(verdict, result)

@@ -105,7 +105,8 @@ impl Default for ProfileConfig {
     }
 }
 
-/// Binds a profile to servers and tools (globs; an empty list matches everything).
+/// Binds a profile to servers and tools (globs) and to callers (names); an empty list
+/// matches everything.
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingConfig {
@@ -116,6 +117,28 @@ pub struct BindingConfig {
     /// Tool, prompt or resource names as the server knows them, before prefixing (globs).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Callers by user name.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Callers by team.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Callers by application.
+    #[serde(default)]
+    pub apps: Vec<String>,
+    /// Callers holding any of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Who is calling, as far as profile bindings care: the gateway fills it in from the
+/// caller its front door established. `Caller::default()` is an anonymous caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caller<'a> {
+    pub user: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub app: Option<&'a str>,
+    pub roles: &'a [String],
 }
 
 /// A compiled profile.
@@ -182,6 +205,22 @@ struct Binding {
     profile: usize,
     servers: Vec<GlobMatcher>,
     tools: Vec<GlobMatcher>,
+    users: Vec<String>,
+    teams: Vec<String>,
+    apps: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl Binding {
+    fn covers(&self, caller: &Caller<'_>) -> bool {
+        let named = |names: &[String], value: Option<&str>| {
+            names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n == v))
+        };
+        named(&self.users, caller.user)
+            && named(&self.teams, caller.team)
+            && named(&self.apps, caller.app)
+            && (self.roles.is_empty() || caller.roles.iter().any(|r| self.roles.contains(r)))
+    }
 }
 
 /// A finding with the action its profile gave it.
@@ -274,6 +313,10 @@ impl Guard {
                 profile,
                 servers: globs(&b.servers, &format!("{path}.servers"))?,
                 tools: globs(&b.tools, &format!("{path}.tools"))?,
+                users: b.users.clone(),
+                teams: b.teams.clone(),
+                apps: b.apps.clone(),
+                roles: b.roles.clone(),
             });
         }
         Ok(Guard {
@@ -297,12 +340,16 @@ impl Guard {
         self.profiles.iter().map(|p| p.name.as_str())
     }
 
-    /// The profile bound to a server and (optionally) a tool, prompt or resource name.
-    pub fn profile_for(&self, server: &str, name: Option<&str>) -> &Profile {
+    /// The profile bound to a server, (optionally) a tool, prompt or resource name, and a
+    /// caller: the first binding that matches all three.
+    pub fn profile_for(&self, server: &str, name: Option<&str>, caller: &Caller<'_>) -> &Profile {
         let matches = |globs: &[GlobMatcher], value: Option<&str>| {
             globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.is_match(v)))
         };
-        let found = self.bindings.iter().find(|b| matches(&b.servers, Some(server)) && matches(&b.tools, name));
+        let found = self
+            .bindings
+            .iter()
+            .find(|b| matches(&b.servers, Some(server)) && matches(&b.tools, name) && b.covers(caller));
         &self.profiles[found.map_or(self.default_profile, |b| b.profile)]
     }
 
@@ -436,4 +483,29 @@ fn globs(patterns: &[String], path: &str) -> Result<Vec<GlobMatcher>, ConfigErro
                 .map_err(|e| ConfigError::new(format!("{path}[{i}]"), format!("not a valid glob: {e}")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_pick_profiles_by_caller_too() {
+        let config: GuardConfig = serde_json::from_value(serde_json::json!({
+            "profiles": { "contractors": { "response": { "pii": "redact" } }, "releases": {} },
+            "bindings": [
+                { "profile": "contractors", "teams": ["contractors"] },
+                { "profile": "releases", "servers": ["github"], "roles": ["release"] },
+            ]
+        }))
+        .unwrap();
+        let guard = Guard::new(&config).unwrap();
+        let roles = vec!["release".to_owned()];
+        let contractor = Caller { user: Some("carol"), team: Some("contractors"), ..Caller::default() };
+        let releaser = Caller { user: Some("rob"), team: Some("eng"), roles: &roles, ..Caller::default() };
+        assert_eq!(guard.profile_for("fs", Some("read"), &contractor).name, "contractors");
+        assert_eq!(guard.profile_for("github", None, &releaser).name, "releases");
+        assert_eq!(guard.profile_for("fs", None, &releaser).name, "default", "the server must match too");
+        assert_eq!(guard.profile_for("github", None, &Caller::default()).name, "default");
+    }
 }

@@ -22,7 +22,9 @@ pub mod topics;
 pub mod urls;
 pub mod webhook;
 
-pub use engine::{BindingConfig, Decision, Guard, GuardConfig, Inspection, Profile, ProfileConfig, ToolInspection};
+pub use engine::{
+    BindingConfig, Caller, Decision, Guard, GuardConfig, Inspection, Profile, ProfileConfig, ToolInspection,
+};
 pub use profile::{Action, Mode};
 
 /// Every built-in detector id with its category, in a stable order: what profiles may

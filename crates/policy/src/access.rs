@@ -513,29 +513,22 @@ fn literals(names: &[&str], field: &str, path: &str) -> Result<String, AccessErr
 
 /// A Cedar string literal.
 fn literal(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    quoted(s, |_| "*")
 }
 
-/// A Cedar `like` pattern: `*` is a wildcard when `glob`, else (and always in the rest of
-/// the text) a literal star.
+/// A Cedar `like` pattern: `*` is a wildcard when `glob`; otherwise only the last one (the
+/// one a `starts_with` prefix gets appended) is, and the rest are literal stars.
 fn like_pattern(s: &str, glob: bool) -> String {
     let last = s.len().saturating_sub(1);
+    quoted(s, |i| if glob || i == last { "*" } else { "\\*" })
+}
+
+/// `s` in double quotes with Cedar's escapes; `star(i)` writes the `*` at byte `i`.
+fn quoted(s: &str, star: impl Fn(usize) -> &'static str) -> String {
     let mut out = String::from("\"");
     for (i, c) in s.char_indices() {
         match c {
-            // In a prefix pattern only the final, appended `*` is a wildcard.
-            '*' if glob || i == last => out.push('*'),
-            '*' => out.push_str("\\*"),
+            '*' => out.push_str(star(i)),
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),

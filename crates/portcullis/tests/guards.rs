@@ -351,3 +351,36 @@ async fn large_messages_are_inspected_too() {
     assert_eq!(r.error()["data"]["detectors"], json!(["secret.github_pat"]), "{}", r.error());
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn profiles_bound_to_a_team_apply_to_that_teams_callers_only() {
+    let config = format!(
+        "{DEMO}
+auth:
+  api_keys: {{}}
+guards:
+  profiles:
+    contractors:
+      response: {{ pii: redact }}
+  bindings:
+    - {{ profile: contractors, teams: [contractors] }}
+"
+    );
+    let (gw, path) = Gateway::start_file(&config, BIN).await;
+    let key = |team: &str| {
+        let out = Command::new(BIN)
+            .args(["keys", "create", "--json", "--user", &format!("someone-{team}"), "--team", team, "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["key"].as_str().unwrap().to_owned()
+    };
+    let (contractor, employee) = (key("contractors"), key("eng"));
+    let text = "Contact jane.roe@acme-corp.io";
+    let mut c = Client::connect_with_bearer(&gw.url, &contractor).await;
+    assert_eq!(echo(&mut c, text).await.result()["content"][0]["text"], "Contact [REDACTED:EMAIL]");
+    let mut e = Client::connect_with_bearer(&gw.url, &employee).await;
+    assert_eq!(echo(&mut e, text).await.result()["content"][0]["text"], text, "the default profile only flags PII");
+    gw.server.shutdown().await.unwrap();
+}
