@@ -144,6 +144,26 @@ impl Door {
         });
     }
 
+    /// The key store, when API keys are on.
+    pub fn key_store(&self) -> Option<&Store> {
+        self.keys.as_ref().map(|(store, _)| store)
+    }
+
+    /// Reloads the key ring now (after a change made through the admin API), so the change
+    /// holds on this gateway at once; others see it at their next poll.
+    pub async fn reload_keys(&self) {
+        if let Some((store, ring)) = &self.keys {
+            if let Err(e) = ring.refresh(store).await {
+                tracing::warn!(error = %e, "cannot read API keys from the store");
+            }
+        }
+    }
+
+    /// How long a rotated key keeps working by default.
+    pub fn rotation_grace(&self) -> Duration {
+        self.settings.as_ref().and_then(|s| s.api_keys.clone()).unwrap_or_default().rotation_grace
+    }
+
     /// Whether the door checks anything at all.
     pub fn is_open_to_all(&self) -> bool {
         self.settings.is_none()

@@ -2,6 +2,7 @@
 //! the front doors (Streamable HTTP, stdio) with health endpoints and hot reload.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod door;
 pub mod federation;

@@ -257,14 +257,15 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {
     let gateway = core.gateway.clone();
     let virtual_servers: Endpoints = Arc::new(move |name| gateway.federation().virtual_servers.contains_key(name));
-    // Every MCP route passes the door first; health and the OAuth metadata do not.
-    let mcp =
-        routes(service, max_body, virtual_servers).layer(axum::middleware::from_fn_with_state(door.clone(), admit));
+    // Every MCP and admin route passes the door first; health and the OAuth metadata do not.
+    let admitted = routes(service, max_body, virtual_servers)
+        .merge(crate::admin::routes(door.clone()))
+        .layer(axum::middleware::from_fn_with_state(door.clone(), admit));
     let metadata = axum::Router::new()
         .route(METADATA_PATH, get(door::metadata))
         .route(&format!("{METADATA_PATH}/{{*resource}}"), get(door::metadata))
         .with_state(door);
-    mcp.merge(metadata).merge(
+    admitted.merge(metadata).merge(
         axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(core),
     )
 }

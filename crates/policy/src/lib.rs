@@ -6,6 +6,7 @@
 pub mod access;
 pub mod apikey;
 pub mod jwt;
+pub mod keyadmin;
 pub mod keyring;
 
 pub use access::{Access, AccessError, AccessRuleConfig, Verdict};

@@ -1,14 +1,14 @@
 //! `portcullis keys create|list|rotate|revoke`: API keys in the config's store. A running
 //! gateway on the same store sees every change within a second.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use portcullis_gateway::config::Config;
-use portcullis_policy::apikey::generate;
-use portcullis_store::{now_ms, KeyRecord, NewKey, Store};
+use portcullis_policy::keyadmin::{self, record_json, when, Holder, KeyAdminError};
+use portcullis_store::{now_ms, KeyRecord, Store};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -63,124 +63,44 @@ pub async fn run(config_path: Option<PathBuf>, command: KeysCommand) -> Result<(
         );
     }
     let store = Store::open(&config.store_path(config_path.as_deref())).await?;
-    let result = match command {
-        KeysCommand::Create { user, team, app, roles, expires, json } => {
-            let holder = Holder::new(user, team, app, roles)?;
-            let expires_at = expires.map(|d| now_ms().saturating_add(millis(d)));
-            let issued = generate();
-            store.insert_key(&holder.new_key(&issued.id, &issued.hash, expires_at)).await?;
-            print_new(&store.key(&issued.id).await?, &issued.key, json, "Created");
-            Ok(())
-        }
-        KeysCommand::List { json } => list(&store.keys().await?, json),
-        KeysCommand::Rotate { id, grace, json } => {
-            let old = store.key(&id).await?;
-            if old.revoked_at.is_some() {
-                bail!("key {id} is revoked; create a new one with `portcullis keys create`");
+    let result = async {
+        match command {
+            KeysCommand::Create { user, team, app, roles, expires, json } => {
+                let holder = Holder::new(user, team, app, roles).map_err(flags)?;
+                let (record, key) = keyadmin::create(&store, &holder, expires).await?;
+                print_new(&record, &key, json, "Created");
             }
-            let grace = grace.unwrap_or(keys_settings.unwrap_or_default().rotation_grace);
-            let holder = Holder {
-                user: old.user.clone(),
-                team: old.team.clone(),
-                app: old.app.clone(),
-                roles: old.roles.clone(),
-            };
-            let issued = generate();
-            let now = now_ms();
-            // The new key lives as long as the old one was going to.
-            let new = holder.new_key(&issued.id, &issued.hash, old.expires_at.filter(|&e| e > now));
-            store.rotate_key(&id, &new, now.saturating_add(millis(grace))).await?;
-            print_new(&store.key(&issued.id).await?, &issued.key, json, "Rotated");
-            let old = store.key(&id).await?;
-            eprintln!("The old key {id} keeps working until {}.", when(old.expires_at));
-            Ok(())
+            KeysCommand::List { json } => list(&store.keys().await?, json)?,
+            KeysCommand::Rotate { id, grace, json } => {
+                let grace = grace.unwrap_or(keys_settings.unwrap_or_default().rotation_grace);
+                let (record, key, old) = keyadmin::rotate(&store, &id, grace).await?;
+                print_new(&record, &key, json, "Rotated");
+                eprintln!("The old key {id} keeps working until {}.", when(old.expires_at));
+            }
+            KeysCommand::Revoke { id } => {
+                store.revoke_key(&id, now_ms()).await?;
+                println!("Revoked key {id}: running gateways refuse it within a second.");
+            }
         }
-        KeysCommand::Revoke { id } => {
-            store.revoke_key(&id, now_ms()).await?;
-            println!("Revoked key {id}: running gateways refuse it within a second.");
-            Ok(())
-        }
-    };
+        anyhow::Ok(())
+    }
+    .await;
     store.close().await;
     result
 }
 
-/// Who a key belongs to, checked.
-struct Holder {
-    user: Option<String>,
-    team: Option<String>,
-    app: Option<String>,
-    roles: Vec<String>,
-}
-
-impl Holder {
-    fn new(user: Option<String>, team: Option<String>, app: Option<String>, roles: Vec<String>) -> Result<Holder> {
-        if user.is_none() && app.is_none() {
-            bail!("a key belongs to someone: give --user NAME and/or --app NAME");
+/// The shared checks speak of "a user"; on the command line that is `--user`.
+fn flags(e: KeyAdminError) -> anyhow::Error {
+    let message = e.to_string();
+    let message = message.replace("a user and/or an app", "--user NAME and/or --app NAME");
+    let message = ["user", "team", "app", "role"].iter().fold(message, |m, f| {
+        if m.starts_with(&format!("{f} `")) {
+            format!("--{m}")
+        } else {
+            m
         }
-        for (what, name) in [("--user", &user), ("--team", &team), ("--app", &app)]
-            .into_iter()
-            .filter_map(|(w, n)| Some((w, n.as_ref()?)))
-        {
-            check_name(what, name)?;
-        }
-        for role in &roles {
-            check_name("--role", role)?;
-        }
-        Ok(Holder { user, team, app, roles })
-    }
-
-    fn new_key(&self, id: &str, hash: &str, expires_at: Option<i64>) -> NewKey {
-        NewKey {
-            id: id.to_owned(),
-            hash: hash.to_owned(),
-            user: self.user.clone(),
-            team: self.team.clone(),
-            app: self.app.clone(),
-            roles: self.roles.clone(),
-            created_at: now_ms(),
-            expires_at,
-        }
-    }
-}
-
-fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        bail!("{what} `{name}`: use 1 to 128 characters without spaces or control characters");
-    }
-    Ok(())
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn when(ms: Option<i64>) -> String {
-    match ms.and_then(|ms| u64::try_from(ms).ok()) {
-        Some(ms) => humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string(),
-        None => "never".to_owned(),
-    }
-}
-
-fn record_json(k: &KeyRecord) -> Value {
-    let now = now_ms();
-    let status = if k.revoked_at.is_some() {
-        "revoked"
-    } else if !k.is_valid_at(now) {
-        "expired"
-    } else if k.replaced_by.is_some() {
-        "rotating"
-    } else {
-        "active"
-    };
-    json!({
-        "id": k.id, "user": k.user, "team": k.team, "app": k.app, "roles": k.roles,
-        "created_at": when(Some(k.created_at)),
-        "expires_at": k.expires_at.map(|e| when(Some(e))),
-        "revoked_at": k.revoked_at.map(|e| when(Some(e))),
-        "replaced_by": k.replaced_by,
-        "status": status,
-    })
+    });
+    anyhow::anyhow!(message)
 }
 
 fn print_new(record: &KeyRecord, key: &str, json: bool, verb: &str) {

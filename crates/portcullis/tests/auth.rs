@@ -224,3 +224,63 @@ fn without_auth_the_gateway_refuses_to_listen_beyond_loopback() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("auth.jwt.audience: set the audience"), "{err}");
 }
+
+#[tokio::test]
+async fn the_admin_api_manages_keys_for_callers_with_the_admin_role() {
+    let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
+    let admin =
+        keys_json(&config, &["create", "--user", "root", "--role", "admin"])["key"].as_str().unwrap().to_owned();
+    let plain = keys_json(&config, &["create", "--user", "eve"])["key"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gw.base());
+    let as_ = |key: &str, req: reqwest::RequestBuilder| req.bearer_auth(key.to_owned());
+
+    assert_eq!(http.get(url("/admin/keys")).send().await.unwrap().status(), 401);
+    let r = as_(&plain, http.get(url("/admin/keys"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("`admin` role"));
+
+    let r = as_(&admin, http.post(url("/admin/keys"))).json(&json!({ "team": "eng" })).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("a user and/or an app"));
+
+    let r = as_(&admin, http.post(url("/admin/keys")))
+        .json(&json!({ "user": "dave", "team": "eng", "expires": "30d" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let dave: Value = r.json().await.unwrap();
+    let (dave_id, dave_key) = (dave["id"].as_str().unwrap().to_owned(), dave["key"].as_str().unwrap().to_owned());
+    assert!(dave["expires_at"].is_string());
+    let mut c = Client::connect_with_bearer(&gw.url, &dave_key).await;
+    assert_eq!(echo(&mut c, "made by the API").await.result()["content"][0]["text"], "made by the API");
+
+    let listed: Value = as_(&admin, http.get(url("/admin/keys"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert!(!listed.to_string().contains("pcs_"), "listings never show keys");
+
+    // Rotate with no grace: the old key stops at once, the new one works.
+    let r = as_(&admin, http.post(url(&format!("/admin/keys/{dave_id}/rotate"))))
+        .json(&json!({ "grace": "0s" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rotated: Value = r.json().await.unwrap();
+    let new_key = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(Client::with_bearer(&gw.url, &dave_key).post_raw(&initialize()).await.status, 401);
+    assert_eq!(Client::with_bearer(&gw.url, &new_key).post_raw(&initialize()).await.status, 200);
+
+    let new_id = rotated["id"].as_str().unwrap();
+    let r = as_(&admin, http.delete(url(&format!("/admin/keys/{new_id}")))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        Client::with_bearer(&gw.url, &new_key).post_raw(&initialize()).await.status,
+        401,
+        "revoked at once on this gateway"
+    );
+    let r = as_(&admin, http.delete(url("/admin/keys/0000000000000000"))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    gw.server.shutdown().await.unwrap();
+}
