@@ -186,18 +186,15 @@ impl Door {
                 });
             }
         }
-        let Some((store, ring)) = &self.keys else {
+        let Some((_, ring)) = &self.keys else {
             return Err(Refusal::Invalid("this gateway accepts no API keys (no `auth.api_keys`)".into()));
         };
         let verdict = match ring.authenticate(token, now_ms()) {
             // A key created since the last poll should work at once: look again (a cheap
-            // version check; the keys are read only if they changed).
-            // (The poller may have reloaded them between the miss and this look: check again
-            // whatever the look finds.)
+            // version check; the keys are read only if they changed). The poller may have
+            // reloaded them since the miss, so check again whatever the look finds.
             Err(AuthError::Unknown) => {
-                if let Err(e) = ring.refresh(store).await {
-                    tracing::warn!(error = %e, "cannot read API keys from the store");
-                }
+                self.reload_keys().await;
                 ring.authenticate(token, now_ms())
             }
             verdict => verdict,
