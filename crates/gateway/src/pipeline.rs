@@ -18,7 +18,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::{era_of, Era};
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
-use portcullis_policy::Verdict as AccessVerdict;
+use portcullis_policy::{Kind, Verdict as AccessVerdict};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -105,7 +105,7 @@ impl Gateway {
                 if ctx.session.era() == Era::Modern {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers).await?;
                 }
-                authorize_call(&fed, ctx, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
+                authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
@@ -117,6 +117,7 @@ impl Gateway {
                 let Some((member, name)) = routed else {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {shown}")).into());
                 };
+                authorize(&fed, ctx, Kind::Prompt, member, &shown, &shown, &params)?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "prompt" };
@@ -130,6 +131,9 @@ impl Gateway {
                         .with_data(json!({ "uri": uri }))
                         .into());
                 };
+                if req.method != "resources/unsubscribe" {
+                    authorize(&fed, ctx, Kind::Resource, member, &uri, &uri, &params)?;
+                }
                 let member = member.clone();
                 let mut params = params;
                 params.set("uri", upstream_uri);
@@ -290,12 +294,9 @@ impl Gateway {
                 }
             };
             for item in items.iter() {
-                // Tools the caller may not call are not in their list.
-                if list == List::Tools && !fed.access.is_open() {
-                    let federated = Federation::name_of(member, &item.get_str("name").unwrap_or_default());
-                    if !fed.access.may_list(&ctx.principal, &member.name, &federated) {
-                        continue;
-                    }
+                // What the caller may not use is not in their lists.
+                if !fed.access.is_open() && !visible(fed, ctx, member, list, item) {
+                    continue;
                 }
                 if let Some(item) = federate_item(member, view, list, item) {
                     merged.push(item);
@@ -319,15 +320,28 @@ impl Gateway {
     }
 }
 
+/// Whether a list item (a tool, prompt or resource; templates always) is visible to the caller.
+fn visible(fed: &Federation, ctx: &RequestContext, member: &Member, list: List, item: &RawObject) -> bool {
+    let (kind, federated) = match list {
+        List::Tools => (Kind::Tool, Federation::name_of(member, &item.get_str("name").unwrap_or_default())),
+        List::Prompts => (Kind::Prompt, Federation::name_of(member, &item.get_str("name").unwrap_or_default())),
+        List::Resources => (Kind::Resource, Federation::uri_of(member, &item.get_str("uri").unwrap_or_default())),
+        // A template is no resource yet: reading what it names is decided per URI.
+        List::Templates => return true,
+    };
+    fed.access.may_see(kind, &ctx.principal, &member.name, &federated)
+}
+
 /// The JSON-RPC error code of a call denied by the access rules.
 pub const ACCESS_DENIED: i64 = -32003;
 
-/// The authorize stage of a tool call: the access rules on caller, tool and arguments.
-/// A denial names the rule that decided it (or that none allowed the call), never other
-/// tools, and is logged with the caller.
-fn authorize_call(
+/// The authorize stage: the access rules on caller, target (tool, prompt or resource) and
+/// arguments. A denial names the rule that decided it (or that none allowed it), never
+/// other targets, and is logged with the caller.
+fn authorize(
     fed: &Federation,
     ctx: &RequestContext,
+    kind: Kind,
     member: &Member,
     federated: &str,
     shown: &str,
@@ -337,20 +351,24 @@ fn authorize_call(
         return Ok(());
     }
     let arguments: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
-    match fed.access.may_call(&ctx.principal, &member.name, federated, arguments.as_ref()) {
+    match fed.access.may_use(kind, &ctx.principal, &member.name, federated, arguments.as_ref()) {
         AccessVerdict::Allowed => Ok(()),
         AccessVerdict::Denied { rule } => {
             let caller = ctx.principal.subject();
-            tracing::info!(tool = federated, caller = %caller, rule = rule.as_deref().unwrap_or("-"), "call denied by the access rules");
+            // A resource URI can carry a credential: masked like everywhere else.
+            let shown = if kind == Kind::Resource { fed.guard.mask(shown) } else { shown.to_owned() };
+            tracing::info!(target = %shown, caller = %caller, rule = rule.as_deref().unwrap_or("-"), "denied by the access rules");
             let why = match &rule {
                 Some(rule) => format!("denied by access rule `{rule}`"),
                 None => "no access rule allows it".to_owned(),
             };
-            Err(RpcError::new(
-                ACCESS_DENIED,
-                format!("{caller} may not call tool `{shown}` with these arguments: {why}"),
-            )
-            .with_data(json!({ "policy": "access", "rule": rule })))
+            let what = match kind {
+                Kind::Tool => format!("call tool `{shown}` with these arguments"),
+                Kind::Prompt => format!("get prompt `{shown}` with these arguments"),
+                Kind::Resource => format!("read resource `{shown}`"),
+            };
+            Err(RpcError::new(ACCESS_DENIED, format!("{caller} may not {what}: {why}"))
+                .with_data(json!({ "policy": "access", "rule": rule })))
         }
     }
 }

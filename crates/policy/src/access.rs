@@ -34,7 +34,9 @@ pub struct AccessRuleConfig {
     pub deny: Option<RuleBody>,
 }
 
-/// Who and what a rule covers. Every field given must match; lists match any element.
+/// Who and what a rule covers. Every field given must match; lists match any element. A
+/// rule naming none of `tools`, `prompts` and `resources` covers all three; naming some, it
+/// covers only those.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuleBody {
@@ -46,6 +48,10 @@ pub struct RuleBody {
     pub servers: Option<Names>,
     /// Federated tool names (globs with `*`), e.g. `fs__read_*`.
     pub tools: Option<Names>,
+    /// Federated prompt names (globs).
+    pub prompts: Option<Names>,
+    /// Federated resource URIs (globs), e.g. `fs+file:///workspace/*`.
+    pub resources: Option<Names>,
     /// Conditions on the call's arguments (all must hold).
     pub when: Option<Conditions>,
 }
@@ -108,6 +114,46 @@ pub enum Verdict {
     },
 }
 
+/// What is being used: a tool (called), a prompt (got) or a resource (read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Tool, Kind::Prompt, Kind::Resource];
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The Cedar entity type.
+    fn entity(self) -> &'static str {
+        ["Tool", "Prompt", "Resource"][self.index()]
+    }
+
+    /// The action of using one (`call_tool`, `get_prompt`, `read_resource`).
+    fn use_action(self) -> &'static str {
+        ["call_tool", "get_prompt", "read_resource"][self.index()]
+    }
+
+    /// The action deciding whether it appears in lists.
+    fn list_action(self) -> &'static str {
+        ["list_tool", "list_prompt", "list_resource"][self.index()]
+    }
+
+    /// The attribute its globs match.
+    fn attr(self) -> &'static str {
+        ["name", "name", "uri"][self.index()]
+    }
+
+    fn field(self) -> &'static str {
+        ["tools", "prompts", "resources"][self.index()]
+    }
+}
+
 /// The compiled rules.
 pub struct Access {
     /// `None`: no rules, everything allowed.
@@ -115,26 +161,27 @@ pub struct Access {
     authorizer: Authorizer,
 }
 
-/// Cedar evaluates every policy it is given, and most rules name the tools they cover: so
-/// each tool gets the policies whose tool and server globs can match it (plus all raw
-/// Cedar), worked out once per tool and cached. Cedar still checks every condition.
+/// Cedar evaluates every policy it is given, and most rules name what they cover: so each
+/// tool, prompt or resource gets the policies whose globs can match it (plus all raw Cedar),
+/// worked out once and cached. Cedar still checks every condition.
 struct Rules {
     compiled: Vec<CompiledRule>,
     raw: Vec<Policy>,
-    by_tool: RwLock<HashMap<String, Arc<ToolPolicies>>>,
+    by_target: RwLock<HashMap<(Kind, String), Arc<TargetPolicies>>>,
 }
 
 struct CompiledRule {
     servers: Option<Vec<String>>,
-    tools: Option<Vec<String>>,
-    call: Policy,
-    list: Option<Policy>,
+    /// The kinds covered, each with its name globs (`None`: any name).
+    kinds: Vec<(Kind, Option<Vec<String>>)>,
+    /// (kind, is the list policy, policy).
+    policies: Vec<(Kind, bool, Policy)>,
 }
 
-struct ToolPolicies {
-    call: PolicySet,
-    list: PolicySet,
-    /// The tool's entity (its `name` and `server`), built once.
+struct TargetPolicies {
+    using: PolicySet,
+    listing: PolicySet,
+    /// The target's entity (`name` or `uri`, and `server`), built once.
     entities: Entities,
     uid: EntityUid,
 }
@@ -147,9 +194,6 @@ impl std::fmt::Debug for Access {
         f.debug_struct("Access").field("rules", &self.rules.as_ref().map(|r| r.compiled.len() + r.raw.len())).finish()
     }
 }
-
-const CALL: &str = "call_tool";
-const LIST: &str = "list_tool";
 
 impl Access {
     /// Compiles `access` rules and raw Cedar policies (`access_policies`).
@@ -169,19 +213,17 @@ impl Access {
                     message: format!("`{id}` names another rule too"),
                 });
             }
-            let texts = compile_rule(rule, &path)?;
-            let parse = |n: usize, text: &str| {
-                Policy::parse(Some(PolicyId::new(format!("{id}#{n}"))), text)
-                    .map_err(|e| AccessError { path: path.clone(), message: format!("internal: {e}") })
-            };
+            let (kinds, texts) = compile_rule(rule, &path)?;
+            let mut policies = Vec::new();
+            for (n, (kind, list, text)) in texts.into_iter().enumerate() {
+                let policy = Policy::parse(Some(PolicyId::new(format!("{id}#{n}"))), &text)
+                    .map_err(|e| AccessError { path: path.clone(), message: format!("internal: {e}") })?;
+                policies.push((kind, list, policy));
+            }
             let body = rule.allow.as_ref().or(rule.deny.as_ref());
-            let globs = |names: Option<&Names>| names.map(|n| n.list().into_iter().map(str::to_owned).collect());
-            compiled.push(CompiledRule {
-                servers: globs(body.and_then(|b| b.servers.as_ref())),
-                tools: globs(body.and_then(|b| b.tools.as_ref())),
-                call: parse(0, &texts[0])?,
-                list: texts.get(1).map(|t| parse(1, t)).transpose()?,
-            });
+            let servers =
+                body.and_then(|b| b.servers.as_ref()).map(|n| n.list().into_iter().map(str::to_owned).collect());
+            compiled.push(CompiledRule { servers, kinds, policies });
         }
         let mut raw = Vec::new();
         if let Some(cedar) = cedar.filter(|c| !c.trim().is_empty()) {
@@ -192,7 +234,7 @@ impl Access {
                 raw.push(policy.new_id(PolicyId::new(format!("{id}#cedar"))));
             }
         }
-        let rules = Rules { compiled, raw, by_tool: RwLock::default() };
+        let rules = Rules { compiled, raw, by_target: RwLock::default() };
         // Every policy together once, so clashing ids are a config error, not a run-time one.
         rules.policies_for(None).map_err(|message| AccessError { path: "access_policies".into(), message })?;
         Ok(Access { rules: Some(rules), authorizer })
@@ -205,36 +247,54 @@ impl Access {
 
     /// May `principal` call `tool` of `server` with `args` (the call's `arguments`)?
     pub fn may_call(&self, principal: &Principal, server: &str, tool: &str, args: Option<&Value>) -> Verdict {
-        let Some(rules) = &self.rules else { return Verdict::Allowed };
-        let policies = rules.for_tool(server, tool);
-        self.decide(&policies, principal, &TYPES.call, context(args))
+        self.may_use(Kind::Tool, principal, server, tool, args)
     }
 
     /// Does `tool` appear in `principal`'s tool list?
     pub fn may_list(&self, principal: &Principal, server: &str, tool: &str) -> bool {
+        self.may_see(Kind::Tool, principal, server, tool)
+    }
+
+    /// May `principal` use (call, get, read) the named tool, prompt or resource (`name` is
+    /// a resource's federated URI) with `args`?
+    pub fn may_use(
+        &self,
+        kind: Kind,
+        principal: &Principal,
+        server: &str,
+        name: &str,
+        args: Option<&Value>,
+    ) -> Verdict {
+        let Some(rules) = &self.rules else { return Verdict::Allowed };
+        self.decide(&rules.for_target(kind, server, name), principal, kind, false, context(args))
+    }
+
+    /// Does it appear in `principal`'s lists?
+    pub fn may_see(&self, kind: Kind, principal: &Principal, server: &str, name: &str) -> bool {
         let Some(rules) = &self.rules else { return true };
-        let policies = rules.for_tool(server, tool);
-        self.decide(&policies, principal, &TYPES.list, context(None)) == Verdict::Allowed
+        self.decide(&rules.for_target(kind, server, name), principal, kind, true, context(None)) == Verdict::Allowed
     }
 
     fn decide(
         &self,
-        tool: &ToolPolicies,
+        target: &TargetPolicies,
         principal: &Principal,
-        action: &EntityUid,
+        kind: Kind,
+        listing: bool,
         context: Vec<(String, RestrictedExpression)>,
     ) -> Verdict {
+        let action = if listing { &TYPES.lists[kind.index()] } else { &TYPES.uses[kind.index()] };
         let caller = uid(&TYPES.caller, &principal.subject());
         let request = Context::from_pairs(context).map_err(|e| e.to_string()).and_then(|c| {
-            Request::new(caller.clone(), action.clone(), tool.uid.clone(), c, None).map_err(|e| e.to_string())
+            Request::new(caller.clone(), action.clone(), target.uid.clone(), c, None).map_err(|e| e.to_string())
         });
         let entities = caller_entity(principal, caller)
-            .and_then(|c| tool.entities.clone().add_entities([c], None).map_err(|e| e.to_string()));
+            .and_then(|c| target.entities.clone().add_entities([c], None).map_err(|e| e.to_string()));
         let (Ok(request), Ok(entities)) = (request, entities) else {
             // Building a request from strings cannot fail; if it ever did, deny.
             return Verdict::Denied { rule: None };
         };
-        let policies = if *action == TYPES.call { &tool.call } else { &tool.list };
+        let policies = if listing { &target.listing } else { &target.using };
         let response = self.authorizer.is_authorized(&request, policies, &entities);
         match response.decision() {
             Decision::Allow => Verdict::Allowed,
@@ -250,21 +310,21 @@ impl Access {
 }
 
 impl Rules {
-    /// The policies that can apply to `server/tool`.
-    fn for_tool(&self, server: &str, tool: &str) -> Arc<ToolPolicies> {
-        let key = format!("{server}/{tool}");
-        if let Some(found) = self.by_tool.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
+    /// The policies that can apply to one tool, prompt or resource of `server`.
+    fn for_target(&self, kind: Kind, server: &str, name: &str) -> Arc<TargetPolicies> {
+        let key = (kind, format!("{server}/{name}"));
+        if let Some(found) = self.by_target.read().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return found.clone();
         }
         // Ids are unique (checked at compile), so this cannot fail; if it did, no policy
         // would permit anything: deny all.
-        let policies = Arc::new(self.policies_for(Some((server, tool))).unwrap_or_else(|_| ToolPolicies {
-            call: PolicySet::new(),
-            list: PolicySet::new(),
+        let policies = Arc::new(self.policies_for(Some((kind, server, name))).unwrap_or_else(|_| TargetPolicies {
+            using: PolicySet::new(),
+            listing: PolicySet::new(),
             entities: Entities::empty(),
-            uid: tool_uid("", ""),
+            uid: target_uid(kind, "", ""),
         }));
-        let mut cache = self.by_tool.write().unwrap_or_else(PoisonError::into_inner);
+        let mut cache = self.by_target.write().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= MAX_CACHED_TOOLS {
             cache.clear();
         }
@@ -272,34 +332,38 @@ impl Rules {
         policies
     }
 
-    /// The call and list policy sets for one tool (`None`: every policy).
-    fn policies_for(&self, tool: Option<(&str, &str)>) -> Result<ToolPolicies, String> {
-        let (mut call, mut list) = (PolicySet::new(), PolicySet::new());
+    /// The use and list policy sets for one target (`None`: every policy).
+    fn policies_for(&self, target: Option<(Kind, &str, &str)>) -> Result<TargetPolicies, String> {
+        let (mut using, mut listing) = (PolicySet::new(), PolicySet::new());
         let covers = |globs: &Option<Vec<String>>, name: &str| {
             globs.as_ref().is_none_or(|g| g.iter().any(|g| wildcard(g, name)))
         };
         for rule in &self.compiled {
-            if let Some((server, name)) = tool {
-                if !covers(&rule.servers, server) || !covers(&rule.tools, name) {
+            if let Some((kind, server, name)) = target {
+                let named = rule.kinds.iter().any(|(k, globs)| *k == kind && covers(globs, name));
+                if !named || !covers(&rule.servers, server) {
                     continue;
                 }
             }
-            call.add(rule.call.clone()).map_err(|e| e.to_string())?;
-            if let Some(policy) = &rule.list {
-                list.add(policy.clone()).map_err(|e| e.to_string())?;
+            for (k, list, policy) in &rule.policies {
+                if target.is_some_and(|(kind, _, _)| kind != *k) {
+                    continue;
+                }
+                let set = if *list { &mut listing } else { &mut using };
+                set.add(policy.clone()).map_err(|e| e.to_string())?;
             }
         }
         for policy in &self.raw {
-            call.add(policy.clone()).map_err(|e| e.to_string())?;
-            list.add(policy.clone()).map_err(|e| e.to_string())?;
+            using.add(policy.clone()).map_err(|e| e.to_string())?;
+            listing.add(policy.clone()).map_err(|e| e.to_string())?;
         }
-        let (server, name) = tool.unwrap_or_default();
-        let uid = tool_uid(server, name);
+        let (kind, server, name) = target.unwrap_or((Kind::Tool, "", ""));
+        let uid = target_uid(kind, server, name);
         let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
-        let attrs = HashMap::from([("name".to_owned(), text(name)), ("server".to_owned(), text(server))]);
+        let attrs = HashMap::from([(kind.attr().to_owned(), text(name)), ("server".to_owned(), text(server))]);
         let entity = Entity::new(uid.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?;
         let entities = Entities::from_entities([entity], None).map_err(|e| e.to_string())?;
-        Ok(ToolPolicies { call, list, entities, uid })
+        Ok(TargetPolicies { using, listing, entities, uid })
     }
 }
 
@@ -326,27 +390,33 @@ fn wildcard(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// The entity types and actions, parsed once (parsing a name runs Cedar's parser).
-struct Kinds {
+/// The entity types and actions, parsed once (parsing a name runs Cedar's parser), indexed
+/// by [`Kind`].
+struct Types {
     caller: EntityTypeName,
-    tool: EntityTypeName,
-    call: EntityUid,
-    list: EntityUid,
+    targets: [EntityTypeName; 3],
+    uses: [EntityUid; 3],
+    lists: [EntityUid; 3],
 }
 
-static TYPES: LazyLock<Kinds> = LazyLock::new(|| {
+static TYPES: LazyLock<Types> = LazyLock::new(|| {
     // Constants of this module: they parse.
     let name = |s: &str| EntityTypeName::from_str(s).unwrap_or_else(|_| unreachable!("entity type {s} parses"));
     let action = |a: &str| EntityUid::from_type_name_and_id(name("Action"), EntityId::new(a));
-    Kinds { caller: name("Caller"), tool: name("Tool"), call: action(CALL), list: action(LIST) }
+    Types {
+        caller: name("Caller"),
+        targets: Kind::ALL.map(|k| name(k.entity())),
+        uses: Kind::ALL.map(|k| action(k.use_action())),
+        lists: Kind::ALL.map(|k| action(k.list_action())),
+    }
 });
 
 fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
 }
 
-fn tool_uid(server: &str, tool: &str) -> EntityUid {
-    uid(&TYPES.tool, &format!("{server}/{tool}"))
+fn target_uid(kind: Kind, server: &str, name: &str) -> EntityUid {
+    uid(&TYPES.targets[kind.index()], &format!("{server}/{name}"))
 }
 
 /// The caller as a Cedar entity: `user`, `team`, `app` when known, `roles`, `method`.
@@ -418,8 +488,13 @@ pub fn normalize_path(path: &str) -> String {
     out
 }
 
-/// The Cedar text of one rule: its call policy and its list policy.
-fn compile_rule(rule: &AccessRuleConfig, path: &str) -> Result<Vec<String>, AccessError> {
+/// The kinds one rule covers (with their name globs) and its Cedar policies: for each kind,
+/// a use policy and (unless it is a deny that depends on the arguments) a list policy.
+#[allow(clippy::type_complexity)]
+fn compile_rule(
+    rule: &AccessRuleConfig,
+    path: &str,
+) -> Result<(Vec<(Kind, Option<Vec<String>>)>, Vec<(Kind, bool, String)>), AccessError> {
     let err = |field: &str, message: String| AccessError { path: format!("{path}{field}"), message };
     let (effect, body, key) = match (&rule.allow, &rule.deny) {
         (Some(b), None) => ("permit", b, ".allow"),
@@ -437,26 +512,37 @@ fn compile_rule(rule: &AccessRuleConfig, path: &str) -> Result<Vec<String>, Acce
         let list = literals(&roles.list(), &format!("{key}.role"), path)?;
         who.push(format!("principal.roles.containsAny([{list}])"));
     }
-    let mut what = Vec::new();
-    for (field, attr, names) in [("servers", "server", &body.servers), ("tools", "name", &body.tools)] {
-        if let Some(names) = names {
-            let globs = names.list();
-            if globs.is_empty() {
-                return Err(err(
-                    &format!("{key}.{field}"),
-                    "an empty list matches nothing; leave the field out to match all".into(),
-                ));
-            }
-            let mut any = Vec::new();
-            for g in globs {
-                if g.contains('?') || g.contains('[') {
-                    return Err(err(&format!("{key}.{field}"), format!("`{g}`: only `*` is a wildcard here")));
-                }
-                any.push(format!("resource.{attr} like {}", like_pattern(g, true)));
-            }
-            what.push(format!("({})", any.join(" || ")));
+    // `resource.<attr> like g1 || ...`, after checking the globs.
+    let globs_test = |field: &str, attr: &str, names: &Names| -> Result<String, AccessError> {
+        let globs = names.list();
+        if globs.is_empty() {
+            return Err(err(
+                &format!("{key}.{field}"),
+                "an empty list matches nothing; leave the field out to match all".into(),
+            ));
         }
+        let mut any = Vec::new();
+        for g in globs {
+            if g.contains('?') || g.contains('[') {
+                return Err(err(&format!("{key}.{field}"), format!("`{g}`: only `*` is a wildcard here")));
+            }
+            any.push(format!("resource.{attr} like {}", like_pattern(g, true)));
+        }
+        Ok(format!("({})", any.join(" || ")))
+    };
+    let mut what = Vec::new();
+    if let Some(servers) = &body.servers {
+        what.push(globs_test("servers", "server", servers)?);
     }
+    let named: Vec<(Kind, &Names)> = Kind::ALL
+        .iter()
+        .filter_map(|&k| [&body.tools, &body.prompts, &body.resources][k.index()].as_ref().map(|n| (k, n)))
+        .collect();
+    let kinds: Vec<(Kind, Option<&Names>)> = if named.is_empty() {
+        Kind::ALL.iter().map(|&k| (k, None)).collect()
+    } else {
+        named.into_iter().map(|(k, n)| (k, Some(n))).collect()
+    };
     let conditions: Vec<&Condition> = match &body.when {
         None => Vec::new(),
         Some(Conditions::One(c)) => vec![c],
@@ -490,18 +576,29 @@ fn compile_rule(rule: &AccessRuleConfig, path: &str) -> Result<Vec<String>, Acce
     }
     let clause =
         |parts: &[String]| if parts.is_empty() { String::new() } else { format!(" when {{ {} }}", parts.join(" && ")) };
-    let mut base = who.clone();
-    base.extend(what);
-    let mut call = base.clone();
-    call.extend(args.iter().cloned());
-    let mut out =
-        vec![format!("{effect}(principal, action == Action::\"{CALL}\", resource is Tool){};", clause(&call))];
-    // A tool shows in the list when some rule could allow a call to it; a deny that depends
-    // on the arguments does not hide it (other arguments may be allowed).
-    if effect == "permit" || args.is_empty() {
-        out.push(format!("{effect}(principal, action == Action::\"{LIST}\", resource is Tool){};", clause(&base)));
+    let mut covered = Vec::new();
+    let mut out = Vec::new();
+    for (kind, names) in kinds {
+        let mut base = who.clone();
+        base.extend(what.iter().cloned());
+        if let Some(names) = names {
+            base.push(globs_test(kind.field(), kind.attr(), names)?);
+        }
+        let mut using = base.clone();
+        using.extend(args.iter().cloned());
+        let (entity, act, list) = (kind.entity(), kind.use_action(), kind.list_action());
+        let policy = |action: &str, parts: &[String]| {
+            format!("{effect}(principal, action == Action::\"{action}\", resource is {entity}){};", clause(parts))
+        };
+        out.push((kind, false, policy(act, &using)));
+        // It shows in lists when some rule could allow using it; a deny that depends on the
+        // arguments does not hide it (other arguments may be allowed).
+        if effect == "permit" || args.is_empty() {
+            out.push((kind, true, policy(list, &base)));
+        }
+        covered.push((kind, names.map(|n| n.list().into_iter().map(str::to_owned).collect())));
     }
-    Ok(out)
+    Ok((covered, out))
 }
 
 fn literals(names: &[&str], field: &str, path: &str) -> Result<String, AccessError> {
@@ -646,6 +743,28 @@ mod tests {
         let p = who("alice", None);
         assert_eq!(a.may_call(&p, "s", "we\"ird_tool", Some(&json!({"p": "/a*b/c"}))), Verdict::Allowed);
         assert!(matches!(a.may_call(&p, "s", "we\"ird_tool", Some(&json!({"p": "/aXb/c"}))), Verdict::Denied { .. }));
+    }
+
+    #[test]
+    fn rules_cover_the_kinds_they_name_and_all_kinds_when_they_name_none() {
+        let a = rules(json!([
+            { "allow": { "team": "eng", "tools": "fs__*" } },
+            { "allow": { "resources": "fs+file:///workspace/*" } },
+            { "allow": { "user": "alice", "prompts": "*" } },
+            { "deny": { "team": "ops" } },
+        ]));
+        let (alice, bob, olga) = (who("alice", Some("eng")), who("bob", Some("eng")), who("olga", Some("ops")));
+        assert_eq!(a.may_use(Kind::Prompt, &alice, "fs", "fs__review", None), Verdict::Allowed);
+        assert!(matches!(a.may_use(Kind::Prompt, &bob, "fs", "fs__review", None), Verdict::Denied { rule: None }));
+        assert_eq!(a.may_use(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt", None), Verdict::Allowed);
+        assert!(matches!(a.may_use(Kind::Resource, &bob, "fs", "fs+file:///etc/passwd", None), Verdict::Denied { .. }));
+        assert!(a.may_see(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt"));
+        assert!(!a.may_see(Kind::Prompt, &bob, "fs", "fs__review"));
+        // The deny names no kind: it covers tools, prompts and resources.
+        for kind in [Kind::Tool, Kind::Prompt, Kind::Resource] {
+            let name = if kind == Kind::Resource { "fs+file:///workspace/a.txt" } else { "fs__x" };
+            assert_eq!(a.may_use(kind, &olga, "fs", name, None), Verdict::Denied { rule: Some("access[3]".into()) });
+        }
     }
 
     #[test]

@@ -42,6 +42,39 @@ access:
     assert_eq!(err["data"]["policy"], "access");
     let other = call(&mut c, "demo__sleep", json!({"ms": 1})).await;
     assert_eq!(other.error()["code"], -32003);
+    // The rule names tools only: prompts and resources are neither listed nor usable.
+    assert!(c.request("prompts/list", json!({})).await.result()["prompts"].as_array().unwrap().is_empty());
+    assert!(c.request("resources/list", json!({})).await.result()["resources"].as_array().unwrap().is_empty());
+    let read = c.request("resources/read", json!({"uri": "demo+test://static-text"})).await;
+    assert_eq!(
+        read.error()["message"],
+        "anonymous may not read resource `demo+test://static-text`: no access rule allows it"
+    );
+    let prompt = c.request("prompts/get", json!({"name": "demo__test_simple_prompt"})).await;
+    assert_eq!(prompt.error()["code"], -32003);
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn resources_and_prompts_are_allowed_by_their_own_globs() {
+    let config = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+access:
+  - allow: { resources: "demo+test://static-*", prompts: "demo__test_simple_*" }
+"#;
+    let gw = Gateway::start(config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let listed = c.request("resources/list", json!({})).await;
+    let uris: Vec<&str> =
+        listed.result()["resources"].as_array().unwrap().iter().map(|r| r["uri"].as_str().unwrap()).collect();
+    assert!(!uris.is_empty() && uris.iter().all(|u| u.starts_with("demo+test://static-")), "{uris:?}");
+    let read = c.request("resources/read", json!({"uri": "demo+test://static-text"})).await;
+    assert!(read.result()["contents"][0]["text"].is_string(), "{}", read.raw);
+    let prompt = c.request("prompts/get", json!({"name": "demo__test_simple_prompt"})).await;
+    assert!(prompt.result()["messages"].is_array(), "{}", prompt.raw);
+    assert!(tool_names(&c.request("tools/list", json!({})).await).is_empty(), "no rule names tools");
     gw.server.shutdown().await.unwrap();
 }
 
