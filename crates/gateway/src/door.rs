@@ -1,4 +1,4 @@
-//! The front door: who is calling. Runs before anything else on the MCP routes.
+//! The front door: who is calling. Runs before anything else on the MCP and admin routes.
 //!
 //! With no `auth` section the gateway serves anonymous callers, and only on a loopback
 //! address ([`check_listen`]). With `auth.api_keys`, callers present a key as
