@@ -2,12 +2,10 @@
 //! (401 challenges, revocation within a second, rotation without a failed request,
 //! expiry, sessions bound to their owner), and the loopback rule at start.
 
-use portcullis_testkit::{Client, Gateway};
+use portcullis_testkit::{BearerLoad, Client, Gateway};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
@@ -108,39 +106,17 @@ async fn api_keys_admit_callers_and_a_revoked_key_is_refused_within_a_second() {
 async fn a_rotated_key_keeps_working_through_its_grace_period_so_clients_switch_without_a_failure() {
     let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
     let old = keys_json(&config, &["create", "--app", "ci", "--role", "deployer"]);
-    let current = Arc::new(Mutex::new(old["key"].as_str().unwrap().to_owned()));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // Four clients call continuously, each picking up the current key for every new session.
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (url, current, ok, failed, stop) =
-            (gw.url.clone(), current.clone(), ok.clone(), failed.clone(), stop.clone());
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let key = current.lock().unwrap().clone();
-                let reply = Client::with_bearer(&url, &key).post_raw(&initialize()).await;
-                if reply.status == 200 {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    eprintln!("failed: HTTP {} {}", reply.status, reply.raw);
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
+    // Four clients open sessions continuously; they switch to the new key after the rotation.
+    let load = BearerLoad::start(&gw.url, 4, old["key"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let new = keys_json(&config, &["rotate", old["id"].as_str().unwrap(), "--grace", "2s"]);
     assert_eq!((&new["app"], &new["roles"]), (&json!("ci"), &json!(["deployer"])), "same holder");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    *current.lock().unwrap() = new["key"].as_str().unwrap().to_owned();
+    load.switch_to(new["key"].as_str().unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the rotation");
-    assert!(ok.load(Ordering::Relaxed) > 20);
+    let (ok, failures) = load.stop().await;
+    assert!(failures.is_empty(), "requests failed during the rotation: {failures:?}");
+    assert!(ok > 20);
 
     // After the grace period the old key is refused as expired; the new one works.
     let old_key = old["key"].as_str().unwrap();

@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::Json;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-use portcullis_testkit::{Client, Gateway};
+use portcullis_testkit::{BearerLoad, Client, Gateway};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -161,38 +161,16 @@ async fn a_key_rotation_at_the_identity_provider_fails_no_request() {
     let fetched_at_start = provider.fetches.load(Ordering::SeqCst);
     assert!(fetched_at_start >= 1);
 
-    let signer = Arc::new(Mutex::new(token(&k1, claims(&provider.issuer))));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (url, signer, ok, failed, stop) =
-            (gw.url.clone(), signer.clone(), ok.clone(), failed.clone(), stop.clone());
-        load.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let token = signer.lock().unwrap().clone();
-                let (status, _, body) = status_with(&url, &token).await;
-                if status == 200 {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    eprintln!("failed: {status} {body}");
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
+    let load = BearerLoad::start(&gw.url, 4, &token(&k1, claims(&provider.issuer)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The provider publishes its new key, then signs with it: the gateway has never seen
     // `k2` and fetches the key set again on the first token that names it.
     provider.keys.lock().unwrap().push(k2.jwk.clone());
-    *signer.lock().unwrap() = token(&k2, claims(&provider.issuer));
+    load.switch_to(&token(&k2, claims(&provider.issuer)));
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "requests failed during the key rotation");
-    assert!(ok.load(Ordering::Relaxed) > 20);
+    let (ok, failures) = load.stop().await;
+    assert!(failures.is_empty(), "requests failed during the key rotation: {failures:?}");
+    assert!(ok > 20);
     let refetches = provider.fetches.load(Ordering::SeqCst) - fetched_at_start;
     assert!((1..=2).contains(&refetches), "one fetch for the new key, not one per request: {refetches}");
     gw.server.shutdown().await.unwrap();

@@ -285,6 +285,61 @@ pub fn python() -> PathBuf {
 }
 
 /// A free TCP port on loopback (for peers that cannot report the port they bound).
+/// Clients opening sessions continuously with whatever bearer token is current: a credential
+/// change (key rotation, an identity provider's new signing key) must fail none of them.
+pub struct BearerLoad {
+    current: std::sync::Arc<std::sync::Mutex<String>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<(usize, Vec<String>)>>,
+}
+
+impl BearerLoad {
+    /// `workers` clients against `url`, starting with `token`.
+    pub fn start(url: &str, workers: usize, token: &str) -> BearerLoad {
+        let current = std::sync::Arc::new(std::sync::Mutex::new(token.to_owned()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..workers)
+            .map(|_| {
+                let (url, current, stop) = (url.to_owned(), current.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut ok, mut failures) = (0, Vec::new());
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let token = current.lock().expect("not poisoned").clone();
+                        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                       "clientInfo": {"name": "load", "version": "1"}}});
+                        let reply = Client::with_bearer(&url, &token).post_raw(&body.to_string()).await;
+                        if reply.status == 200 {
+                            ok += 1;
+                        } else {
+                            failures.push(format!("HTTP {} {}", reply.status, reply.raw));
+                        }
+                    }
+                    (ok, failures)
+                })
+            })
+            .collect();
+        BearerLoad { current, stop, tasks }
+    }
+
+    /// From now on the clients present `token`.
+    pub fn switch_to(&self, token: &str) {
+        *self.current.lock().expect("not poisoned") = token.to_owned();
+    }
+
+    /// Stops the clients: how many sessions opened, and every failure.
+    pub async fn stop(self) -> (usize, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut ok, mut failures) = (0, Vec::new());
+        for task in self.tasks {
+            let (n, f) = task.await.expect("a load client panicked");
+            ok += n;
+            failures.extend(f);
+        }
+        (ok, failures)
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
