@@ -18,6 +18,7 @@ use portcullis_mcp::server::session::SessionCodec;
 use portcullis_mcp::server::{modern, Handler, RequestContext, Streams};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,22 +26,51 @@ use std::time::Duration;
 const NAME: &str = "portcullis-demo";
 const INSTRUCTIONS: &str = "Portcullis demo server: conformance fixtures and an echo tool.";
 
+/// Test switches of the demo server, for the gateway's credential tests.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// List `credential_fingerprint`, which reports a SHA-256 prefix of this environment
+    /// variable: a test can see which credential the server was started with without the
+    /// credential ever appearing in any output.
+    pub credential_env: Option<String>,
+    /// Over HTTP, answer 401 unless `Authorization: Bearer <token>` names one of the lines
+    /// of this file (read on every request, so a test can rotate the token).
+    pub bearer_file: Option<PathBuf>,
+}
+
 /// The demo server's state: which optional tool is currently listed.
 pub struct DemoServer {
     streams: Arc<Streams>,
     extra_tool: AtomicBool,
     sealer: mrtr::StateSealer,
+    credential_env: Option<String>,
 }
 
 impl DemoServer {
     pub fn new(streams: Arc<Streams>) -> Self {
-        DemoServer { streams, extra_tool: AtomicBool::new(false), sealer: mrtr::StateSealer::new() }
+        Self::with_options(streams, &DemoOptions::default())
+    }
+
+    pub fn with_options(streams: Arc<Streams>, options: &DemoOptions) -> Self {
+        DemoServer {
+            streams,
+            extra_tool: AtomicBool::new(false),
+            sealer: mrtr::StateSealer::new(),
+            credential_env: options.credential_env.clone(),
+        }
     }
 
     fn tools(&self) -> Value {
         let mut tools = fixtures::tools();
         if let Some(list) = tools.as_array_mut() {
             list.extend(mrtr::tools());
+            if let Some(var) = &self.credential_env {
+                list.push(json!({
+                    "name": "credential_fingerprint",
+                    "description": format!("The first 16 hex digits of the SHA-256 of ${var}"),
+                    "inputSchema": { "type": "object", "properties": {} }
+                }));
+            }
         }
         if self.extra_tool.load(Ordering::Relaxed) {
             if let Some(list) = tools.as_array_mut() {
@@ -71,6 +101,10 @@ impl DemoServer {
             "echo" | "test_header_param" => {
                 let message = arg("message").ok_or_else(|| missing("message"))?;
                 Ok(text(&message))
+            }
+            "credential_fingerprint" if self.credential_env.is_some() => {
+                let var = self.credential_env.as_deref().unwrap_or_default();
+                Ok(text(&std::env::var(var).map_or_else(|_| "unset".to_owned(), |v| fingerprint(&v))))
             }
             "test_simple_text" => Ok(text("This is a simple text response for testing.")),
             "test_image_content" => {
@@ -321,26 +355,55 @@ impl Handler for DemoServer {
     }
 }
 
+/// The first 16 hex digits of the SHA-256 of `value`.
+pub fn fingerprint(value: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Serves the demo server on stdin/stdout until stdin closes.
-pub async fn serve_stdio() {
+pub async fn serve_stdio(options: &DemoOptions) {
     let streams = Arc::new(Streams::default());
-    let server = Arc::new(DemoServer::new(streams.clone()));
+    let server = Arc::new(DemoServer::with_options(streams.clone(), options));
     portcullis_mcp::server::stdio::serve(server, streams, tokio::io::stdin(), tokio::io::stdout(), 16 << 20).await;
 }
 
 /// The demo server's HTTP app (Streamable HTTP at `/mcp`).
-pub fn http_app() -> axum::Router {
+pub fn http_app(options: &DemoOptions) -> axum::Router {
     let streams = Arc::new(Streams::default());
-    let server = Arc::new(DemoServer::new(streams.clone()));
+    let server = Arc::new(DemoServer::with_options(streams.clone(), options));
     let codec = Arc::new(SessionCodec::ephemeral(0));
     let service = Arc::new(McpService::new(server, codec, streams, HttpOptions::default()));
     // The demo server has no named endpoints.
-    routes(service, 4 << 20, Arc::new(|_: &str| false))
+    let app = routes(service, 4 << 20, Arc::new(|_: &str| false));
+    match options.bearer_file.clone() {
+        Some(file) => app.layer(axum::middleware::from_fn(move |req, next| require_bearer(file.clone(), req, next))),
+        None => app,
+    }
+}
+
+/// 401 unless the request's bearer token is a line of `file`.
+async fn require_bearer(
+    file: PathBuf,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let accepted = std::fs::read_to_string(&file).unwrap_or_default();
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if accepted.lines().any(|line| !line.is_empty() && line == token) => next.run(req).await,
+        _ => (axum::http::StatusCode::UNAUTHORIZED, [("www-authenticate", "Bearer")], "unauthorized").into_response(),
+    }
 }
 
 /// Serves the demo server over Streamable HTTP until the process ends.
-pub async fn serve_http(addr: SocketAddr) -> std::io::Result<()> {
+pub async fn serve_http(addr: SocketAddr, options: &DemoOptions) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("demo server listening on http://{}/mcp", listener.local_addr()?);
-    axum::serve(listener, http_app()).await
+    axum::serve(listener, http_app(options)).await
 }

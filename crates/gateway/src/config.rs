@@ -51,6 +51,36 @@ pub struct Config {
     /// Raw Cedar policies, added to the `access` rules (see README, "What callers may do").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_policies: Option<String>,
+    /// Where the key of the credential vault comes from (`secret:NAME` values).
+    #[serde(default)]
+    pub vault: VaultConfig,
+}
+
+/// The credential vault's key: 32 random bytes in base64, from an environment variable or a
+/// file, never from this config. Secrets live sealed in the store (`portcullis secrets set`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// The environment variable holding the key. It is removed from the environment of
+    /// every stdio server the gateway starts.
+    pub key_env: String,
+    /// A file holding the key instead (relative paths are relative to the config file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        VaultConfig { key_env: "PORTCULLIS_VAULT_KEY".into(), key_file: None }
+    }
+}
+
+/// A `secret:NAME` reference in the config: where it is and which secret it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRef {
+    /// The field, e.g. `servers.github.http.headers.Authorization`.
+    pub path: String,
+    pub name: String,
 }
 
 /// How callers prove who they are (`Authorization: Bearer ...` on the HTTP door).
@@ -229,6 +259,31 @@ impl Config {
             None => base.join("portcullis.db"),
         }
     }
+
+    /// Where the vault key comes from for a config loaded from `config_path` (if any).
+    pub fn vault_key_source(&self, config_path: Option<&Path>) -> portcullis_vault::KeySource {
+        match &self.vault.key_file {
+            Some(p) if p.is_absolute() => portcullis_vault::KeySource::File(p.clone()),
+            Some(p) => {
+                portcullis_vault::KeySource::File(config_path.and_then(Path::parent).unwrap_or(Path::new("")).join(p))
+            }
+            None => portcullis_vault::KeySource::Env(self.vault.key_env.clone()),
+        }
+    }
+
+    /// Every `secret:NAME` value of the servers' environments and headers, in config order.
+    pub fn secret_refs(&self) -> Vec<SecretRef> {
+        let mut refs = Vec::new();
+        for (name, server) in &self.servers {
+            let fields = server.secret_fields().into_iter();
+            for (field, value) in fields {
+                if let Some(secret) = portcullis_vault::reference(value) {
+                    refs.push(SecretRef { path: format!("servers.{name}.{field}"), name: secret.to_owned() });
+                }
+            }
+        }
+        refs
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -249,6 +304,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             access: Vec::new(),
             access_policies: None,
+            vault: VaultConfig::default(),
         }
     }
 }
@@ -281,6 +337,11 @@ pub struct ServerConfig {
     /// Set to false to keep the entry but not connect.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// How the gateway proves itself to this (HTTP) server: `bearer: secret:NAME`, or
+    /// `oauth: {...}` for a token of its own (client credentials). Callers' tokens are never
+    /// forwarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::egress::EgressAuth>,
 }
 
 fn default_timeout() -> Duration {
@@ -305,6 +366,23 @@ impl ServerConfig {
     /// The prefix in force for a server called `name`.
     pub fn prefix_for<'a>(&'a self, name: &'a str) -> &'a str {
         self.prefix.as_deref().unwrap_or(name)
+    }
+
+    /// The values that may be `secret:NAME` references, with their field paths.
+    fn secret_fields(&self) -> Vec<(String, &str)> {
+        let mut fields = Vec::new();
+        if let Some(stdio) = &self.stdio {
+            fields.extend(stdio.env.iter().map(|(k, v)| (format!("stdio.env.{k}"), v.as_str())));
+        }
+        for (kind, spec) in [("http", &self.http), ("sse", &self.sse)] {
+            if let Some(spec) = spec {
+                fields.extend(spec.headers.iter().map(|(k, v)| (format!("{kind}.headers.{k}"), v.as_str())));
+            }
+        }
+        if let Some(auth) = &self.auth {
+            fields.extend(auth.secret_fields());
+        }
+        fields
     }
 }
 
@@ -455,6 +533,7 @@ impl Config {
             timeout: default_timeout(),
             protocol: ProtocolChoice::Legacy,
             enabled: true,
+            auth: None,
         };
         IndexMap::from([("demo".to_owned(), demo)])
     }
@@ -478,6 +557,37 @@ impl Config {
             if let Some(stdio) = &server.stdio {
                 if stdio.command.trim().is_empty() {
                     add(format!("{at}.stdio.command"), "must not be empty".into());
+                }
+                for (i, arg) in stdio.args.iter().enumerate() {
+                    if portcullis_vault::reference(arg).is_some() {
+                        add(
+                            format!("{at}.stdio.args[{i}]"),
+                            "a secret in a command line is visible to every local user in the process list; pass it in `env` instead (e.g. `env: { API_TOKEN: secret:NAME }`)".into(),
+                        );
+                    }
+                }
+            }
+            if let Some(auth) = &server.auth {
+                if server.stdio.is_some() {
+                    add(
+                        format!("{at}.auth"),
+                        "a stdio server gets its credentials in `stdio.env` (e.g. `API_TOKEN: secret:NAME`), not `auth`".into(),
+                    );
+                }
+                let headers = server.http.as_ref().or(server.sse.as_ref()).map(|h| &h.headers);
+                if headers.is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("authorization"))) {
+                    add(
+                        format!("{at}.auth"),
+                        "the server also sets an `Authorization` header: keep one of the two".into(),
+                    );
+                }
+                for (path, message) in auth.problems(&at) {
+                    add(path, message);
+                }
+            }
+            for (field, value) in server.secret_fields() {
+                if let Some(Err(why)) = portcullis_vault::reference(value).map(portcullis_vault::check_name) {
+                    add(format!("{at}.{field}"), format!("invalid secret name in `{value}`: {why}"));
                 }
             }
             for (kind, spec) in [("http", &server.http), ("sse", &server.sse)] {
@@ -569,6 +679,9 @@ impl Config {
                     );
                 }
             }
+        }
+        if self.vault.key_env.is_empty() {
+            add("vault.key_env".into(), "must not be empty (the default is PORTCULLIS_VAULT_KEY)".into());
         }
         if let Err(e) = portcullis_policy::Access::compile(&self.access, self.access_policies.as_deref()) {
             add(e.path, e.message);

@@ -3,9 +3,12 @@
 //! connections and their cached lists carry over when a server's config is unchanged.
 
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
+use crate::credentials::{resolve, Resolved};
+use crate::egress::ClientCredentials;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
 use portcullis_guard::{Guard, GuardConfig};
+use portcullis_mcp::client::credential::Credential;
 use portcullis_mcp::client::{ListKind, Upstream, UpstreamError, UpstreamEvent, UpstreamOptions};
 use portcullis_mcp::federation::{prefixed_name, prefixed_uri, split_name, split_uri};
 use portcullis_mcp::jsonrpc::{to_raw, RpcError};
@@ -13,6 +16,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use portcullis_mcp::server::Streams;
 use portcullis_policy::Access;
+use portcullis_vault::Secrets;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -71,6 +75,9 @@ pub struct Member {
     pub name: String,
     pub prefix: String,
     pub config: ServerConfig,
+    /// The transport and egress credential with their secrets filled in, or why they
+    /// could not be.
+    resolved: Result<Resolved, String>,
     pub upstream: Arc<Upstream>,
     cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
     /// Bumped on every change notice, so a fetch that overlapped one is not cached.
@@ -243,6 +250,7 @@ impl Federation {
         previous: Option<&Federation>,
         streams: &Arc<Streams>,
         http: &reqwest::Client,
+        secrets: &Secrets,
     ) -> Self {
         let mut old: HashMap<&str, &Arc<Member>> =
             previous.map(|p| p.members.iter().map(|m| (m.name.as_str(), m)).collect()).unwrap_or_default();
@@ -252,24 +260,42 @@ impl Federation {
                 continue;
             }
             let prefix = server.prefix_for(&name).to_owned();
-            if let Some(m) = old.get(name.as_str()).filter(|m| m.config == server && m.prefix == prefix) {
+            let Some(transport) = server.transport() else {
+                continue;
+            };
+            let resolved = resolve(&name, &server, &transport, secrets);
+            let unchanged = |m: &&&Arc<Member>| m.config == server && m.prefix == prefix && m.resolved == resolved;
+            if let Some(m) = old.get(name.as_str()).filter(unchanged) {
                 members.push(Arc::clone(m));
                 old.remove(name.as_str());
                 continue;
             }
-            let Some(transport) = server.transport() else {
-                continue;
+            let upstream = match &resolved {
+                Ok(resolved) => {
+                    let credential = resolved
+                        .oauth
+                        .clone()
+                        .map(|client| Arc::new(ClientCredentials::new(client, http.clone())) as Arc<dyn Credential>);
+                    let options = UpstreamOptions {
+                        request_timeout: server.timeout,
+                        protocol: server.protocol,
+                        // The gateway's own keys are not the upstream's business.
+                        env_remove: vec![config.vault.key_env.clone(), config.sessions.key_env.clone()],
+                        credential,
+                        ..UpstreamOptions::default()
+                    };
+                    Upstream::start(&name, resolved.transport.clone(), options, http.clone())
+                }
+                Err(why) => {
+                    tracing::error!(server = %name, "{why}");
+                    Upstream::unavailable(&name, transport, why.clone())
+                }
             };
-            let options = UpstreamOptions {
-                request_timeout: server.timeout,
-                protocol: server.protocol,
-                ..UpstreamOptions::default()
-            };
-            let upstream = Upstream::start(&name, transport, options, http.clone());
             let member = Arc::new(Member {
                 name,
                 prefix,
                 config: server,
+                resolved,
                 upstream,
                 cache: Mutex::default(),
                 generation: Default::default(),

@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod credentials;
 pub mod door;
+pub mod egress;
 pub mod federation;
 pub mod inspect;
 pub mod pipeline;

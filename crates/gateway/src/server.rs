@@ -2,6 +2,7 @@
 //! door, and config hot reload.
 
 use crate::config::{Config, ConfigError};
+use crate::credentials::Credentials;
 use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
 use crate::pipeline::Gateway;
@@ -33,12 +34,16 @@ pub enum StartError {
     SessionKey { var: String, why: String },
     #[error(transparent)]
     Door(#[from] DoorError),
+    #[error("{0}")]
+    Vault(#[from] portcullis_vault::VaultError),
 }
 
 /// The parts every front door shares.
 pub struct Core {
     pub gateway: Arc<Gateway>,
     pub streams: Arc<Streams>,
+    /// The vault's secrets the upstreams' transports refer to.
+    credentials: Arc<Credentials>,
     http: reqwest::Client,
     config_path: Option<PathBuf>,
     /// The HTTP door's allowed origins, updated on reload (unset for stdio).
@@ -47,7 +52,7 @@ pub struct Core {
 
 impl Core {
     /// Starts the upstream connections for `config`.
-    pub fn start(config: Config, config_path: Option<PathBuf>) -> Arc<Core> {
+    pub fn start(config: Config, config_path: Option<PathBuf>, credentials: Arc<Credentials>) -> Arc<Core> {
         let streams = Arc::new(Streams::default());
         // The builder only fails without a TLS backend, which is compiled in.
         let http = reqwest::Client::builder()
@@ -55,10 +60,11 @@ impl Core {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let federation = Federation::build(Arc::new(config), None, &streams, &http);
+        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials.secrets());
         Arc::new(Core {
             gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
+            credentials,
             http,
             config_path,
             origins: std::sync::OnceLock::new(),
@@ -84,12 +90,46 @@ impl Core {
         if old.config.sessions != config.sessions {
             tracing::warn!("`sessions` changes take effect after a restart");
         }
-        let federation = Federation::build(Arc::new(config), Some(&old), &self.streams, &self.http);
+        self.rebuild(Arc::new(config));
+        tracing::info!("configuration reloaded");
+    }
+
+    /// Rebuilds the federation for `config` with the secrets last read; upstreams whose
+    /// config and resolved credentials are unchanged keep their connections.
+    fn rebuild(&self, config: Arc<Config>) {
+        let old = self.gateway.federation();
+        let secrets = self.credentials.secrets();
+        let federation = Federation::build(config, Some(&old), &self.streams, &self.http, &secrets);
         self.gateway.replace(federation);
         for kind in ListKind::ALL {
             self.streams.broadcast(kind.notification(), None);
         }
-        tracing::info!("configuration reloaded");
+    }
+
+    /// Follows the vault: when a secret is set, rotated or deleted (by any process), the
+    /// upstreams using it reconnect with the new value; the others are untouched.
+    pub fn follow_secrets(self: &Arc<Self>, stop: CancellationToken) {
+        if !self.credentials.has_vault() {
+            return;
+        }
+        let core = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SECRETS_POLL);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                match core.credentials.refresh().await {
+                    Ok(true) => {
+                        core.rebuild(core.gateway.federation().config.clone());
+                        tracing::info!("vault secrets changed; upstreams using them reconnect");
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "cannot read the vault; the secrets last read stay in force"),
+                }
+            }
+        });
     }
 
     /// Watches the config file and applies edits; a broken edit is logged with the same
@@ -132,6 +172,9 @@ impl Core {
         self.gateway.federation().shutdown();
     }
 }
+
+/// How often a running gateway looks for vault changes (one indexed read).
+const SECRETS_POLL: Duration = Duration::from_millis(500);
 
 /// Changes when the file's content may have changed.
 fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
@@ -220,12 +263,14 @@ pub async fn serve_http(
     let max_body = config.http.max_body_bytes;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-    let core = Core::start(config, config_path);
+    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
+    let core = Core::start(config, config_path, credentials);
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), door.clone(), max_body);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
+    core.follow_secrets(stop.clone());
     door.follow_keys(stop.clone());
     door.follow_jwks(stop.clone());
     let graceful = stop.clone();
@@ -237,11 +282,13 @@ pub async fn serve_http(
 }
 
 /// Serves one MCP client on stdin/stdout until stdin closes.
-pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
+pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let max_line = config.http.max_body_bytes;
-    let core = Core::start(config, config_path);
+    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
+    let core = Core::start(config, config_path, credentials);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
+    core.follow_secrets(stop.clone());
     portcullis_mcp::server::stdio::serve(
         core.gateway.clone(),
         core.streams.clone(),
@@ -252,6 +299,7 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) {
     .await;
     stop.cancel();
     core.shutdown();
+    Ok(())
 }
 
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {

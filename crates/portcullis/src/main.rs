@@ -4,6 +4,7 @@
 
 mod guard_cli;
 mod keys_cli;
+mod secrets_cli;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -67,7 +68,6 @@ enum Command {
         /// Corpus files: one `{"text": ..., "labels": [...]}` per line.
         files: Vec<PathBuf>,
     },
-    /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
     /// Manage API keys: create, list, rotate, revoke.
     Keys {
         /// The gateway's config file (its store holds the keys).
@@ -76,9 +76,25 @@ enum Command {
         #[command(subcommand)]
         command: keys_cli::KeysCommand,
     },
+    /// Manage the credential vault: set, list, rotate, delete secrets; rekey the vault.
+    Secrets {
+        /// The gateway's config file (its store holds the sealed secrets; `vault` says
+        /// where the key comes from).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: secrets_cli::SecretsCommand,
+    },
+    /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
     DemoServer {
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// (tests) List `credential_fingerprint`, a SHA-256 prefix of this variable.
+        #[arg(long)]
+        credential_env: Option<String>,
+        /// (tests) Over HTTP, require `Authorization: Bearer <a line of this file>`.
+        #[arg(long)]
+        require_bearer_file: Option<PathBuf>,
     },
 }
 
@@ -156,7 +172,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 None => Config::default(),
             };
             if stdio {
-                portcullis_gateway::serve_stdio(cfg, path).await;
+                portcullis_gateway::serve_stdio(cfg, path).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             let server = portcullis_gateway::serve_http(cfg, path, listen).await?;
@@ -178,16 +194,21 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             keys_cli::run(config_path(config), command).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Secrets { config, command } => {
+            secrets_cli::run(config_path(config), command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer { listen } => {
+        Command::DemoServer { listen, credential_env, require_bearer_file } => {
+            let options = portcullis_demo::DemoOptions { credential_env, bearer_file: require_bearer_file };
             match listen {
-                Some(addr) => {
-                    portcullis_demo::serve_http(addr).await.with_context(|| format!("cannot serve on {addr}"))?
-                }
-                None => portcullis_demo::serve_stdio().await,
+                Some(addr) => portcullis_demo::serve_http(addr, &options)
+                    .await
+                    .with_context(|| format!("cannot serve on {addr}"))?,
+                None => portcullis_demo::serve_stdio(&options).await,
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,11 +1,13 @@
-//! Persistence: one embedded SQLite database (`portcullis.db`), its schema applied by
-//! migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
+//! Persistence: one embedded SQLite database (`portcullis.db`: API keys, sealed vault
+//! secrets), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
 //! write-ahead log lets them do so at once.
 #![forbid(unsafe_code)]
 
 mod keys;
+mod secrets;
 
 pub use keys::{KeyRecord, NewKey};
+pub use secrets::{Put, SealedSecret};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::path::{Path, PathBuf};
@@ -22,6 +24,10 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("no API key with id {0}; `portcullis keys list` shows the ids")]
     NoSuchKey(String),
+    #[error("no secret named `{0}`; `portcullis secrets list` shows the names")]
+    NoSuchSecret(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
 }

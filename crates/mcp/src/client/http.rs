@@ -2,13 +2,14 @@
 //! SSE stream) and the legacy HTTP+SSE transport (one long GET stream, POSTs to the
 //! endpoint it announces).
 
+use super::credential::{authorize, Credential};
 use super::router::{Origin, Router};
 use super::spec::HttpSpec;
-use super::UpstreamError;
+use super::{UpstreamError, UpstreamOptions};
 use crate::jsonrpc::Message;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::StatusCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub(crate) struct HttpWire {
     client: reqwest::Client,
     url: reqwest::Url,
     headers: HeaderMap,
+    credential: Option<Arc<dyn Credential>>,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
     pub(crate) closed: CancellationToken,
@@ -53,6 +55,7 @@ impl HttpWire {
         server: Arc<str>,
         client: reqwest::Client,
         spec: &HttpSpec,
+        credential: Option<Arc<dyn Credential>>,
         closed: CancellationToken,
         max_message: usize,
     ) -> Result<Self, UpstreamError> {
@@ -61,6 +64,7 @@ impl HttpWire {
             client,
             url: parse_url(spec)?,
             headers: static_headers(spec)?,
+            credential,
             session: Mutex::new(None),
             version: Mutex::new(None),
             closed,
@@ -72,7 +76,9 @@ impl HttpWire {
         *crate::peer::lock(&self.version) = version.and_then(|v| HeaderValue::from_str(v).ok());
     }
 
-    fn request_headers(&self) -> HeaderMap {
+    /// The headers of the next request, with a current `Authorization` when a credential
+    /// supplies it.
+    async fn request_headers(&self) -> Result<HeaderMap, UpstreamError> {
         let mut h = self.headers.clone();
         h.insert(ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -82,7 +88,8 @@ impl HttpWire {
         if let Some(v) = crate::peer::lock(&self.version).clone() {
             h.insert(VERSION_HEADER, v);
         }
-        h
+        authorize(&mut h, self.credential.as_ref()).await?;
+        Ok(h)
     }
 
     /// POSTs one message. For a request (`origin` = its id), reads the answer, JSON or
@@ -102,7 +109,7 @@ impl HttpWire {
         // Without a request of ours, whatever comes back is tied to no client's request.
         let origin_id = origin;
         let origin = origin.map_or(Origin::Unrelated, Origin::Request);
-        let mut headers = self.request_headers();
+        let mut headers = self.request_headers().await?;
         if let Some((method, name)) = routing {
             if let Ok(v) = HeaderValue::from_str(method) {
                 headers.insert("mcp-method", v);
@@ -111,14 +118,24 @@ impl HttpWire {
                 headers.insert("mcp-name", v);
             }
         }
-        let resp = self
-            .client
-            .post(self.url.clone())
-            .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+        let send =
+            |headers: HeaderMap, body: String| self.client.post(self.url.clone()).headers(headers).body(body).send();
+        let resp = match &self.credential {
+            None => send(headers, body).await.map_err(|e| self.transport_error(e))?,
+            Some(credential) => {
+                let first = send(headers.clone(), body.clone()).await.map_err(|e| self.transport_error(e))?;
+                if first.status() != StatusCode::UNAUTHORIZED {
+                    first
+                } else {
+                    // The token was revoked or expired early: one more try with a fresh one.
+                    if let Some(refused) = headers.get(AUTHORIZATION) {
+                        credential.refused(refused);
+                    }
+                    authorize(&mut headers, Some(credential)).await?;
+                    send(headers, body).await.map_err(|e| self.transport_error(e))?
+                }
+            }
+        };
         if let Some(s) = resp.headers().get(SESSION_HEADER) {
             let mut session = crate::peer::lock(&self.session);
             if session.as_ref() != Some(s) {
@@ -144,6 +161,12 @@ impl HttpWire {
             // The body stays in the debug log: errors reach clients and /readyz.
             let shown: String = text.chars().take(200).collect();
             tracing::debug!(server = %self.server, %status, body = %shown, "upstream refused a message");
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(UpstreamError::Unavailable(format!(
+                    "{}: HTTP {status}: the upstream refused the gateway's credential; check the server's `auth` and `headers` (and the vault secrets they name)",
+                    self.server
+                )));
+            }
             return Err(UpstreamError::Protocol(format!("{}: HTTP {status}", self.server)));
         }
         let content_type =
@@ -198,16 +221,31 @@ impl HttpWire {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
         while !self.closed.is_cancelled() {
-            let mut headers = self.request_headers();
-            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-            headers.remove(CONTENT_TYPE);
-            if let Some(id) = last_event_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
-                headers.insert("last-event-id", id);
-            }
-            let sent = tokio::select! {
-                _ = self.closed.cancelled() => return,
-                r = self.client.get(self.url.clone()).headers(headers).send() => r,
+            let sent = match self.request_headers().await {
+                Ok(mut headers) => {
+                    headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+                    headers.remove(CONTENT_TYPE);
+                    if let Some(id) = last_event_id.as_deref().and_then(|id| HeaderValue::from_str(id).ok()) {
+                        headers.insert("last-event-id", id);
+                    }
+                    tokio::select! {
+                        _ = self.closed.cancelled() => return,
+                        r = self.client.get(self.url.clone()).headers(headers.clone()).send() => r.map(|r| (r, headers)),
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(server = %self.server, error = %e, "no credential for the listen stream");
+                    failures += 1;
+                    continue_after(&self.closed, failures).await;
+                    continue;
+                }
             };
+            if let (Ok((resp, headers)), Some(credential)) = (&sent, &self.credential) {
+                if let (StatusCode::UNAUTHORIZED, Some(refused)) = (resp.status(), headers.get(AUTHORIZATION)) {
+                    credential.refused(refused);
+                }
+            }
+            let sent = sent.map(|(resp, _)| resp);
             match sent {
                 Ok(resp) if resp.status() == StatusCode::METHOD_NOT_ALLOWED => return,
                 Ok(resp) if resp.status().is_success() => {
@@ -233,11 +271,7 @@ impl HttpWire {
                 }
                 _ => failures += 1,
             }
-            let delay = Duration::from_millis(500 * u64::from(failures.min(20)).max(1));
-            tokio::select! {
-                _ = self.closed.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
+            continue_after(&self.closed, failures).await;
         }
     }
 
@@ -275,8 +309,19 @@ impl HttpWire {
     /// Tells the upstream the session is over (best effort, on shutdown).
     pub(crate) async fn terminate(&self) {
         if crate::peer::lock(&self.session).is_some() {
-            let _ = self.client.delete(self.url.clone()).headers(self.request_headers()).send().await;
+            if let Ok(headers) = self.request_headers().await {
+                let _ = self.client.delete(self.url.clone()).headers(headers).send().await;
+            }
         }
+    }
+}
+
+/// Waits before the listen stream's next attempt: longer after each failure, up to 10 s.
+async fn continue_after(closed: &CancellationToken, failures: u32) {
+    let delay = Duration::from_millis(500 * u64::from(failures.min(20)).max(1));
+    tokio::select! {
+        _ = closed.cancelled() => {}
+        _ = tokio::time::sleep(delay) => {}
     }
 }
 
@@ -309,22 +354,29 @@ pub(crate) async fn connect_sse(
     server: Arc<str>,
     client: reqwest::Client,
     spec: &HttpSpec,
+    options: &UpstreamOptions,
     router: Arc<Router>,
     mut outbound: mpsc::UnboundedReceiver<String>,
     closed: CancellationToken,
-    connect_timeout: Duration,
 ) -> Result<(), UpstreamError> {
+    let (credential, connect_timeout) = (options.credential.clone(), options.connect_timeout);
     let url = parse_url(spec)?;
     let headers = static_headers(spec)?;
     let mut get_headers = headers.clone();
     get_headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+    authorize(&mut get_headers, credential.as_ref()).await?;
     let resp = client
         .get(url.clone())
-        .headers(get_headers)
+        .headers(get_headers.clone())
         .send()
         .await
         .map_err(|e| UpstreamError::Unavailable(format!("{server}: {}", without_url(&e))))?;
     if !resp.status().is_success() {
+        if let (StatusCode::UNAUTHORIZED, Some(credential), Some(refused)) =
+            (resp.status(), &credential, get_headers.get(AUTHORIZATION))
+        {
+            credential.refused(refused);
+        }
         return Err(UpstreamError::Unavailable(format!("{server}: the SSE stream answered HTTP {}", resp.status())));
     }
     let mut events = resp.bytes_stream().eventsource();
@@ -387,7 +439,19 @@ pub(crate) async fn connect_sse(
             let Some(msg) = msg else { return };
             let mut h = headers.clone();
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            match client.post(endpoint.clone()).headers(h).body(msg).send().await {
+            if let Err(e) = authorize(&mut h, credential.as_ref()).await {
+                tracing::warn!(server = %name, error = %e, "no credential for a message to the SSE endpoint");
+                router.fail_all("the gateway has no credential for the upstream");
+                closed.cancel();
+                return;
+            }
+            match client.post(endpoint.clone()).headers(h.clone()).body(msg).send().await {
+                Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
+                    if let (Some(credential), Some(refused)) = (&credential, h.get(AUTHORIZATION)) {
+                        credential.refused(refused);
+                    }
+                    tracing::warn!(server = %name, "the SSE endpoint refused the gateway's credential")
+                }
                 Ok(r) if r.status().is_success() => {}
                 Ok(r) => {
                     tracing::warn!(server = %name, status = %r.status(), "the SSE endpoint refused a message")

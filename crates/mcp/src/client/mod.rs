@@ -5,6 +5,7 @@
 //! exits, the HTTP session is lost) reconnects with exponential backoff. Every client of
 //! the gateway shares that connection; the [`router`] keeps their requests apart.
 
+pub mod credential;
 mod http;
 pub mod modern;
 pub mod router;
@@ -88,6 +89,12 @@ pub struct UpstreamOptions {
     pub max_message_bytes: usize,
     /// Which protocol revisions to speak.
     pub protocol: modern::ProtocolChoice,
+    /// Variables removed from a stdio child's environment: the gateway's own keys, which no
+    /// upstream should inherit.
+    pub env_remove: Vec<String>,
+    /// Where HTTP requests get their `Authorization` value at request time (e.g. an OAuth
+    /// access token), besides the static headers.
+    pub credential: Option<Arc<dyn credential::Credential>>,
 }
 
 impl Default for UpstreamOptions {
@@ -98,6 +105,8 @@ impl Default for UpstreamOptions {
             client_timeout: Duration::from_secs(300),
             max_message_bytes: 16 * 1024 * 1024,
             protocol: modern::ProtocolChoice::Auto,
+            env_remove: Vec::new(),
+            credential: None,
         }
     }
 }
@@ -148,22 +157,33 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// Creates the upstream and starts connecting in the background.
     pub fn start(name: &str, spec: TransportSpec, options: UpstreamOptions, http: reqwest::Client) -> Arc<Self> {
+        let up = Arc::new(Self::new(name, spec, options, http, Health::Starting));
+        tokio::spawn(up.clone().supervise());
+        up
+    }
+
+    /// An upstream that cannot be started as configured (e.g. its credential is not in the
+    /// vault): down with `reason`, never connecting. Requests fail at once with the reason.
+    pub fn unavailable(name: &str, spec: TransportSpec, reason: String) -> Arc<Self> {
+        let options = UpstreamOptions::default();
+        Arc::new(Self::new(name, spec, options, reqwest::Client::new(), Health::Down(reason)))
+    }
+
+    fn new(name: &str, spec: TransportSpec, options: UpstreamOptions, http: reqwest::Client, health: Health) -> Self {
         let (events, _) = broadcast::channel(256);
-        let up = Arc::new(Upstream {
+        Upstream {
             name: name.into(),
             spec,
             options,
             http,
             current: watch::channel(None).0,
-            health: watch::channel(Health::Starting).0,
+            health: watch::channel(health).0,
             events,
             restarts: Default::default(),
             shutdown: CancellationToken::new(),
             last_info: Mutex::new(None),
             resources: watch::channel(Vec::new()).0,
-        });
-        tokio::spawn(up.clone().supervise());
-        up
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -368,7 +388,7 @@ impl Upstream {
                     out_rx,
                     closed.clone(),
                     garbage,
-                    self.options.max_message_bytes,
+                    &self.options,
                 )?);
                 Wire::Queue
             }
@@ -377,6 +397,7 @@ impl Upstream {
                     self.name.clone(),
                     self.http.clone(),
                     spec,
+                    self.options.credential.clone(),
                     closed.clone(),
                     self.options.max_message_bytes,
                 )?);
@@ -388,10 +409,10 @@ impl Upstream {
                     self.name.clone(),
                     self.http.clone(),
                     spec,
+                    &self.options,
                     router.clone(),
                     out_rx,
                     closed.clone(),
-                    self.options.connect_timeout,
                 )
                 .await?;
                 Wire::Queue

@@ -3,7 +3,7 @@
 
 use super::router::{Origin, Router};
 use super::spec::StdioSpec;
-use super::UpstreamError;
+use super::{UpstreamError, UpstreamOptions};
 use crate::jsonrpc::Message;
 use futures::StreamExt;
 use std::process::Stdio;
@@ -25,10 +25,14 @@ pub(crate) fn spawn(
     mut outbound: mpsc::UnboundedReceiver<String>,
     closed: CancellationToken,
     garbage: Arc<dyn Fn(String) + Send + Sync>,
-    max_line: usize,
+    options: &UpstreamOptions,
 ) -> Result<Child, UpstreamError> {
+    let max_line = options.max_message_bytes;
     let program = resolve_program(&spec.command);
     let mut cmd = Command::new(&program);
+    for var in &options.env_remove {
+        cmd.env_remove(var);
+    }
     cmd.args(&spec.args)
         .envs(&spec.env)
         .stdin(Stdio::piped())

@@ -1,0 +1,306 @@
+//! How the gateway proves itself to an upstream (a server's `auth`): a bearer token from
+//! the vault, or an access token of its own from an OAuth 2.0 client credentials grant
+//! (RFC 6749 §4.4), cached until shortly before it expires. The caller's own token is never
+//! what an upstream sees.
+
+use futures::future::BoxFuture;
+use portcullis_mcp::client::credential::Credential;
+use portcullis_mcp::client::UpstreamError;
+use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// A server's egress credential: exactly one of `bearer` and `oauth`. Credential values
+/// are `secret:NAME` references to the vault.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EgressAuth {
+    /// `Authorization: Bearer <token>`, e.g. `bearer: secret:github_token`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer: Option<String>,
+    /// An access token of the gateway's own, from an OAuth 2.0 client credentials grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthClientConfig>,
+}
+
+/// An OAuth 2.0 client the gateway is registered as at an authorization server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthClientConfig {
+    /// The authorization server's token endpoint.
+    pub token_url: String,
+    pub client_id: String,
+    /// `secret:NAME`: the client secret, from the vault.
+    pub client_secret: String,
+    /// Scopes to ask for (sent space-separated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The `audience` parameter some providers need (Auth0, Okta custom servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The RFC 8707 `resource` indicator: the upstream the token is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// How the client authenticates at the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+}
+
+/// Client authentication at the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret (the default every server supports).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+impl EgressAuth {
+    /// The fields holding credentials, with their paths under `auth`.
+    pub fn secret_fields(&self) -> Vec<(String, &str)> {
+        let mut fields = Vec::new();
+        if let Some(v) = &self.bearer {
+            fields.push(("auth.bearer".into(), v.as_str()));
+        }
+        if let Some(o) = &self.oauth {
+            fields.push(("auth.oauth.client_secret".into(), o.client_secret.as_str()));
+        }
+        fields
+    }
+
+    /// Problems with this auth of server `at` (e.g. `servers.jira`).
+    pub fn problems(&self, at: &str) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.bearer.is_some() == self.oauth.is_some() {
+            problems.push((format!("{at}.auth"), "set exactly one of `bearer` and `oauth`".into()));
+        }
+        for (field, value) in self.secret_fields() {
+            if portcullis_vault::reference(value).is_none() {
+                problems.push((
+                    format!("{at}.{field}"),
+                    "a credential in the config file would be readable by anyone who reads the file; store it with `portcullis secrets set NAME` and write `secret:NAME` here".into(),
+                ));
+            }
+        }
+        if let Some(o) = &self.oauth {
+            if !url::Url::parse(&o.token_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                problems
+                    .push((format!("{at}.auth.oauth.token_url"), format!("`{}` is not an http(s) URL", o.token_url)));
+            }
+            if o.client_id.is_empty() {
+                problems.push((format!("{at}.auth.oauth.client_id"), "must not be empty".into()));
+            }
+        }
+        problems
+    }
+}
+
+/// An OAuth client with its secret filled in from the vault.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResolvedOAuth {
+    pub server: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
+impl std::fmt::Debug for ResolvedOAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedOAuth")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long before its expiry a token is replaced: a minute, or half its life if shorter.
+fn refresh_margin(lifetime: Duration) -> Duration {
+    (lifetime / 2).min(Duration::from_secs(60))
+}
+
+/// Longest wait for the token endpoint.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+
+struct Token {
+    value: HeaderValue,
+    /// When to fetch a new one; `None` when the server gave no lifetime (kept until refused).
+    refresh_at: Option<Instant>,
+}
+
+/// The client credentials grant as a [`Credential`]: one token at a time, shared by every
+/// request to the upstream, fetched by one request while the others wait.
+pub struct ClientCredentials {
+    client: ResolvedOAuth,
+    http: reqwest::Client,
+    token: Mutex<Option<Token>>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client", &self.client).finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+impl ClientCredentials {
+    pub fn new(client: ResolvedOAuth, http: reqwest::Client) -> ClientCredentials {
+        ClientCredentials { client, http, token: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) }
+    }
+
+    fn current(&self) -> Option<HeaderValue> {
+        let token = portcullis_mcp::peer::lock(&self.token);
+        token.as_ref().filter(|t| t.refresh_at.is_none_or(|at| Instant::now() < at)).map(|t| t.value.clone())
+    }
+
+    async fn get(&self) -> Result<HeaderValue, UpstreamError> {
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let _one_fetch = self.fetching.lock().await;
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let token = self.fetch().await?;
+        let value = token.value.clone();
+        *portcullis_mcp::peer::lock(&self.token) = Some(token);
+        Ok(value)
+    }
+
+    fn fail(&self, why: String) -> UpstreamError {
+        UpstreamError::Unavailable(format!(
+            "{}: no access token from {}: {why}",
+            self.client.server, self.client.token_url
+        ))
+    }
+
+    async fn fetch(&self) -> Result<Token, UpstreamError> {
+        let c = &self.client;
+        let mut request = self.http.post(&c.token_url).header(ACCEPT, "application/json").timeout(TOKEN_TIMEOUT);
+        // The serializer is not `Send`: the body is finished before anything is awaited.
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "client_credentials");
+            if !c.scopes.is_empty() {
+                form.append_pair("scope", &c.scopes.join(" "));
+            }
+            if let Some(a) = &c.audience {
+                form.append_pair("audience", a);
+            }
+            if let Some(r) = &c.resource {
+                form.append_pair("resource", r);
+            }
+            match c.client_auth {
+                ClientAuth::ClientSecretBasic => {
+                    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                    request = request.basic_auth(encode(&c.client_id), Some(encode(&c.client_secret)));
+                }
+                ClientAuth::ClientSecretPost => {
+                    form.append_pair("client_id", &c.client_id);
+                    form.append_pair("client_secret", &c.client_secret);
+                }
+            }
+            form.finish()
+        };
+        let started = Instant::now();
+        let response = request
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.fail(format!("the token endpoint is unreachable ({})", e.without_url())))?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| self.fail(format!("reading the answer: {}", e.without_url())))?;
+        if !status.is_success() {
+            let why = match serde_json::from_slice::<TokenError>(&body) {
+                Ok(e) => {
+                    let description: String = e.error_description.unwrap_or_default().chars().take(200).collect();
+                    format!("HTTP {status}, `{}` {description}", e.error.chars().take(64).collect::<String>())
+                }
+                Err(_) => format!("HTTP {status}"),
+            };
+            return Err(
+                self.fail(format!("{why}; check auth.oauth (client_id, the client secret in the vault, scopes)"))
+            );
+        }
+        let token: TokenResponse =
+            serde_json::from_slice(&body).map_err(|_| self.fail("the answer is not an OAuth token response".into()))?;
+        if let Some(kind) = token.token_type.as_deref().filter(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err(self.fail(format!("token type `{kind}` is not supported (only Bearer)")));
+        }
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.access_token))
+            .ok()
+            .filter(|_| !token.access_token.is_empty())
+            .ok_or_else(|| self.fail("the access token is empty or not valid in an HTTP header".into()))?;
+        value.set_sensitive(true);
+        let lifetime = match token.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            _ => None,
+        }
+        .map(Duration::from_secs);
+        // An absurd lifetime overflows the clock: treat it as none.
+        let refresh_at = lifetime.and_then(|l| started.checked_add(l - refresh_margin(l)));
+        tracing::debug!(server = %c.server, lifetime = ?lifetime, "fetched an access token for the upstream");
+        Ok(Token { value, refresh_at })
+    }
+}
+
+impl Credential for ClientCredentials {
+    fn authorization(&self) -> BoxFuture<'_, Result<HeaderValue, UpstreamError>> {
+        Box::pin(self.get())
+    }
+
+    fn refused(&self, value: &HeaderValue) {
+        let mut token = portcullis_mcp::peer::lock(&self.token);
+        if token.as_ref().is_some_and(|t| t.value == *value) {
+            tracing::info!(server = %self.client.server, "the upstream refused the access token; fetching a new one");
+            *token = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_replaced_shortly_before_they_expire() {
+        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(60));
+        assert_eq!(refresh_margin(Duration::from_secs(10)), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn credentials_in_auth_must_come_from_the_vault() {
+        let plain = EgressAuth { bearer: Some("ghp_plain".into()), oauth: None };
+        let problems = plain.problems("servers.gh");
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, "servers.gh.auth.bearer");
+        assert!(!problems[0].1.contains("ghp_plain"));
+        assert!(EgressAuth { bearer: Some("secret:gh".into()), oauth: None }.problems("servers.gh").is_empty());
+        assert_eq!(EgressAuth::default().problems("servers.gh")[0].1, "set exactly one of `bearer` and `oauth`");
+    }
+}

@@ -1,0 +1,170 @@
+//! How the gateway proves itself upstream: an OAuth 2.0 client credentials grant against a
+//! test authorization server, the access token cached and replaced shortly before it
+//! expires, a refused token replaced at once, and a bad client secret reported without the
+//! secret.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use portcullis_demo::{http_app, DemoOptions};
+use portcullis_store::Store;
+use portcullis_testkit::{Client, Gateway};
+use portcullis_vault::{KeySource, Vault, VaultKey};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const CLIENT_ID: &str = "portcullis-gw";
+const CLIENT_SECRET: &str = "planted-client-secret-0a9f3e";
+const WRONG_SECRET: &str = "planted-wrong-secret-77c1d4";
+/// Seconds each access token lives: short, so the test sees a refresh.
+const LIFETIME: u64 = 3;
+
+/// The test's authorization server: issues tokens to the right client, and writes each
+/// to the file the upstream accepts bearers from.
+struct Idp {
+    accepted: PathBuf,
+    issued: Mutex<Vec<String>>,
+    forms: Mutex<Vec<String>>,
+}
+
+async fn token(State(idp): State<Arc<Idp>>, headers: HeaderMap, body: String) -> Response {
+    use base64::Engine;
+    idp.forms.lock().unwrap().push(body.clone());
+    let expected = base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"));
+    let presented = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if presented != format!("Basic {expected}") {
+        let error = json!({ "error": "invalid_client", "error_description": "client authentication failed" });
+        return (StatusCode::UNAUTHORIZED, Json(error)).into_response();
+    }
+    let mut issued = idp.issued.lock().unwrap();
+    let token = format!("at-{}-{}", issued.len() + 1, std::process::id());
+    issued.push(token.clone());
+    std::fs::write(&idp.accepted, issued.join("\n")).unwrap();
+    Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": LIFETIME })).into_response()
+}
+
+async fn serve(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+async fn vault(dir: &Path) -> Vault {
+    let key = VaultKey::from_bytes([9; 32], KeySource::File(dir.join("vault.key")));
+    Vault::open(Store::open(&dir.join("p.db")).await.unwrap(), &key).await.unwrap()
+}
+
+async fn echo(c: &mut Client) -> Value {
+    c.request("tools/call", json!({ "name": "api__echo", "arguments": { "message": "hi" } })).await.response().clone()
+}
+
+fn said_hi(v: &Value) -> bool {
+    v["result"]["content"][0]["text"] == "hi"
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_are_cached_refreshed_and_replaced_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let accepted = dir.path().join("accepted");
+    std::fs::write(&accepted, "").unwrap();
+    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
+    let idp = Arc::new(Idp { accepted: accepted.clone(), issued: Mutex::default(), forms: Mutex::default() });
+    let idp_port = serve(axum::Router::new().route("/token", axum::routing::post(token)).with_state(idp.clone())).await;
+    let api_port =
+        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
+    let vault = vault(dir.path()).await;
+    vault.set("idp_client", &CLIENT_SECRET.into()).await.unwrap();
+
+    let yaml = format!(
+        r#"
+store: {{ path: "{db}" }}
+vault: {{ key_file: "{key}" }}
+servers:
+  api:
+    http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
+    auth:
+      oauth:
+        token_url: "http://127.0.0.1:{idp_port}/token"
+        client_id: {CLIENT_ID}
+        client_secret: "secret:idp_client"
+        scopes: [mcp.read, mcp.write]
+        resource: "http://127.0.0.1:{api_port}/mcp"
+"#,
+        db = dir.path().join("p.db").display(),
+        key = dir.path().join("vault.key").display(),
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+    let started = Instant::now();
+    let mut client = Client::connect(&gw.url, json!({})).await;
+    for _ in 0..5 {
+        let got = echo(&mut client).await;
+        assert!(said_hi(&got), "{got}");
+    }
+    let issued = idp.issued.lock().unwrap().len();
+    if started.elapsed() < half_life() {
+        assert_eq!(issued, 1, "one token serves every request while it is fresh");
+    }
+    let form = idp.forms.lock().unwrap()[0].clone();
+    assert!(form.contains("grant_type=client_credentials") && form.contains("scope=mcp.read+mcp.write"), "{form}");
+    assert!(form.contains("resource=http%3A%2F%2F127.0.0.1"), "{form}");
+
+    // Past the refresh point (half of a 3 s life) but before expiry: a new token is fetched.
+    tokio::time::sleep(half_life() + Duration::from_millis(300)).await;
+    let before = idp.issued.lock().unwrap().len();
+    assert!(said_hi(&echo(&mut client).await));
+    assert_eq!(idp.issued.lock().unwrap().len(), before + 1, "the token was replaced before it expired");
+
+    // The upstream stops accepting every token (revoked at the provider): the gateway gets
+    // a 401, fetches a new token and the call still succeeds.
+    std::fs::write(&accepted, "").unwrap();
+    let before = idp.issued.lock().unwrap().len();
+    let got = echo(&mut client).await;
+    assert!(said_hi(&got), "the call went through with a fresh token: {got}");
+    assert_eq!(idp.issued.lock().unwrap().len(), before + 1);
+
+    // A wrong client secret in the vault: the server goes down, saying what the provider
+    // said, never the secret.
+    vault.rotate("idp_client", &WRONG_SECRET.into()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ready = Value::Null;
+    while Instant::now() < deadline {
+        ready = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+        if ready["servers"]["api"]["state"] == "down" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = ready["servers"]["api"]["detail"].as_str().unwrap_or_default().to_owned();
+    assert!(detail.contains("invalid_client") && detail.contains("auth.oauth"), "{ready}");
+    let refused = echo(&mut Client::new(&gw.url)).await;
+    for text in [detail.as_str(), &refused.to_string(), &ready.to_string()] {
+        assert!(!text.contains(WRONG_SECRET) && !text.contains(CLIENT_SECRET), "{text}");
+    }
+
+    // The right secret again: the server comes back without a restart.
+    vault.rotate("idp_client", &CLIENT_SECRET.into()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut back = false;
+    while Instant::now() < deadline && !back {
+        let mut c = Client::connect(&gw.url, json!({})).await;
+        back = said_hi(&echo(&mut c).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the server came back once the secret was fixed");
+    gw.server.shutdown().await.unwrap();
+}
+
+/// When the gateway replaces a token: half its life, for lives under two minutes.
+fn half_life() -> Duration {
+    Duration::from_secs(LIFETIME) / 2
+}
+
+fn base64_key() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
