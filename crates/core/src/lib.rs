@@ -3,4 +3,4 @@
 
 mod principal;
 
-pub use principal::{AuthMethod, Principal};
+pub use principal::{AuthMethod, PresentedToken, Principal};

@@ -2,6 +2,7 @@
 //! with every request through authorization, limits, guards and the audit record.
 
 use serde::Serialize;
+use std::sync::Arc;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,11 +28,44 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The id of the API key used (never the key itself).
     pub key_id: Option<String>,
+    /// The token a JWT caller presented, kept only to exchange it for an upstream token on
+    /// the caller's behalf (RFC 8693). Never serialized, never printed.
+    #[serde(skip)]
+    pub presented: Option<PresentedToken>,
+}
+
+/// A caller's bearer token: shown as `<redacted>`, never serialized.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresentedToken(Arc<str>);
+
+impl PresentedToken {
+    pub fn new(token: &str) -> PresentedToken {
+        PresentedToken(token.into())
+    }
+
+    /// The token itself, for the token exchange request and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PresentedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PresentedToken(<redacted>)")
+    }
 }
 
 impl Principal {
     pub fn anonymous() -> Principal {
-        Principal { method: AuthMethod::Anonymous, user: None, team: None, app: None, roles: Vec::new(), key_id: None }
+        Principal {
+            method: AuthMethod::Anonymous,
+            user: None,
+            team: None,
+            app: None,
+            roles: Vec::new(),
+            key_id: None,
+            presented: None,
+        }
     }
 
     /// A short name for logs and errors: `user:alice`, `app:ci`, `anonymous`.

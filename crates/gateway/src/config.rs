@@ -584,6 +584,12 @@ impl Config {
                 for (path, message) in auth.problems(&at) {
                     add(path, message);
                 }
+                if auth.token_exchange.is_some() && self.auth.as_ref().is_none_or(|a| a.jwt.is_none()) {
+                    add(
+                        format!("{at}.auth.token_exchange"),
+                        "exchanges the tokens callers sign in with, so it needs `auth.jwt` (API keys cannot be exchanged)".into(),
+                    );
+                }
             }
             for (field, value) in server.secret_fields() {
                 if let Some(Err(why)) = portcullis_vault::reference(value).map(portcullis_vault::check_name) {

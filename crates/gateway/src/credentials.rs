@@ -7,7 +7,7 @@
 //! next connection without a restart.
 
 use crate::config::{Config, ServerConfig};
-use crate::egress::ResolvedOAuth;
+use crate::egress::{OAuthClientConfig, ResolvedOAuth};
 use arc_swap::ArcSwap;
 use portcullis_mcp::client::spec::TransportSpec;
 use portcullis_store::Store;
@@ -91,6 +91,8 @@ pub struct Resolved {
     pub transport: TransportSpec,
     /// The OAuth client the gateway gets its own access tokens as, if any.
     pub oauth: Option<ResolvedOAuth>,
+    /// The OAuth client that exchanges each caller's token (RFC 8693), if any.
+    pub exchange: Option<ResolvedOAuth>,
 }
 
 /// The server's transport and `auth` with every `secret:NAME` value replaced by the
@@ -131,20 +133,22 @@ pub fn resolve(
             h.headers.insert("Authorization".into(), format!("Bearer {token}"));
         }
     }
-    if let Some(o) = config.auth.as_ref().and_then(|a| a.oauth.as_ref()) {
-        let secret = value_of("auth.oauth.client_secret", &o.client_secret)?;
-        oauth = Some(ResolvedOAuth {
-            server: server.to_owned(),
-            token_url: o.token_url.clone(),
-            client_id: o.client_id.clone(),
-            client_secret: secret.unwrap_or_else(|| o.client_secret.clone()),
-            scopes: o.scopes.clone(),
-            audience: o.audience.clone(),
-            resource: o.resource.clone(),
-            client_auth: o.client_auth,
-        });
+    let auth = config.auth.as_ref();
+    let client = |field: &str, o: &OAuthClientConfig| -> Result<ResolvedOAuth, String> {
+        let secret = value_of(&format!("auth.{field}.client_secret"), &o.client_secret)?;
+        Ok(ResolvedOAuth::new(server, o, secret.unwrap_or_else(|| o.client_secret.clone())))
+    };
+    if let Some(o) = auth.and_then(|a| a.oauth.as_ref()) {
+        oauth = Some(client("oauth", o)?);
     }
-    Ok(Resolved { transport, oauth })
+    let mut exchange = None;
+    if let Some(o) = auth.and_then(|a| a.token_exchange.as_ref()) {
+        let resolved = client("token_exchange", o)?;
+        // Lists and notifications are nobody's calls: they use the gateway's own token.
+        oauth = Some(resolved.clone());
+        exchange = Some(resolved);
+    }
+    Ok(Resolved { transport, oauth, exchange })
 }
 
 #[cfg(test)]

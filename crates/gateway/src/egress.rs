@@ -1,9 +1,11 @@
 //! How the gateway proves itself to an upstream (a server's `auth`): a bearer token from
-//! the vault, or an access token of its own from an OAuth 2.0 client credentials grant
-//! (RFC 6749 §4.4), cached until shortly before it expires. The caller's own token is never
-//! what an upstream sees.
+//! the vault; an access token of its own from an OAuth 2.0 client credentials grant
+//! (RFC 6749 §4.4); or, per caller, a token exchanged for the caller's own (RFC 8693), so
+//! the upstream sees who is acting. Tokens are cached until shortly before they expire. The
+//! caller's own token is never what an upstream sees.
 
 use futures::future::BoxFuture;
+use portcullis_core::PresentedToken;
 use portcullis_mcp::client::credential::Credential;
 use portcullis_mcp::client::UpstreamError;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
@@ -23,6 +25,11 @@ pub struct EgressAuth {
     /// An access token of the gateway's own, from an OAuth 2.0 client credentials grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthClientConfig>,
+    /// Act for each caller: exchange the caller's token (a JWT from `auth.jwt` at the door)
+    /// for one meant for this upstream (RFC 8693), one upstream connection per caller. Lists
+    /// and notifications use the gateway's own token (client credentials, same client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<OAuthClientConfig>,
 }
 
 /// An OAuth 2.0 client the gateway is registered as at an authorization server.
@@ -46,7 +53,17 @@ pub struct OAuthClientConfig {
     /// How the client authenticates at the token endpoint.
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// (token_exchange) The type of the caller's token, sent as `subject_token_type`.
+    #[serde(default = "access_token_type")]
+    pub subject_token_type: String,
 }
+
+fn access_token_type() -> String {
+    ACCESS_TOKEN_TYPE.into()
+}
+
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+const EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// Client authentication at the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -60,14 +77,22 @@ pub enum ClientAuth {
 }
 
 impl EgressAuth {
+    /// The OAuth clients configured, with their field names.
+    fn clients(&self) -> Vec<(&'static str, &OAuthClientConfig)> {
+        [("oauth", &self.oauth), ("token_exchange", &self.token_exchange)]
+            .into_iter()
+            .filter_map(|(field, c)| c.as_ref().map(|c| (field, c)))
+            .collect()
+    }
+
     /// The fields holding credentials, with their paths under `auth`.
     pub fn secret_fields(&self) -> Vec<(String, &str)> {
         let mut fields = Vec::new();
         if let Some(v) = &self.bearer {
             fields.push(("auth.bearer".into(), v.as_str()));
         }
-        if let Some(o) = &self.oauth {
-            fields.push(("auth.oauth.client_secret".into(), o.client_secret.as_str()));
+        for (field, client) in self.clients() {
+            fields.push((format!("auth.{field}.client_secret"), client.client_secret.as_str()));
         }
         fields
     }
@@ -75,8 +100,8 @@ impl EgressAuth {
     /// Problems with this auth of server `at` (e.g. `servers.jira`).
     pub fn problems(&self, at: &str) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if self.bearer.is_some() == self.oauth.is_some() {
-            problems.push((format!("{at}.auth"), "set exactly one of `bearer` and `oauth`".into()));
+        if usize::from(self.bearer.is_some()) + self.clients().len() != 1 {
+            problems.push((format!("{at}.auth"), "set exactly one of `bearer`, `oauth` and `token_exchange`".into()));
         }
         for (field, value) in self.secret_fields() {
             if portcullis_vault::reference(value).is_none() {
@@ -86,13 +111,13 @@ impl EgressAuth {
                 ));
             }
         }
-        if let Some(o) = &self.oauth {
+        for (field, o) in self.clients() {
             if !url::Url::parse(&o.token_url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
                 problems
-                    .push((format!("{at}.auth.oauth.token_url"), format!("`{}` is not an http(s) URL", o.token_url)));
+                    .push((format!("{at}.auth.{field}.token_url"), format!("`{}` is not an http(s) URL", o.token_url)));
             }
             if o.client_id.is_empty() {
-                problems.push((format!("{at}.auth.oauth.client_id"), "must not be empty".into()));
+                problems.push((format!("{at}.auth.{field}.client_id"), "must not be empty".into()));
             }
         }
         problems
@@ -110,6 +135,24 @@ pub struct ResolvedOAuth {
     pub audience: Option<String>,
     pub resource: Option<String>,
     pub client_auth: ClientAuth,
+    pub subject_token_type: String,
+}
+
+impl ResolvedOAuth {
+    /// The client's settings, with its secret from the vault.
+    pub fn new(server: &str, config: &OAuthClientConfig, client_secret: String) -> ResolvedOAuth {
+        ResolvedOAuth {
+            server: server.to_owned(),
+            token_url: config.token_url.clone(),
+            client_id: config.client_id.clone(),
+            client_secret,
+            scopes: config.scopes.clone(),
+            audience: config.audience.clone(),
+            resource: config.resource.clone(),
+            client_auth: config.client_auth,
+            subject_token_type: config.subject_token_type.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ResolvedOAuth {
@@ -135,18 +178,28 @@ struct Token {
     refresh_at: Option<Instant>,
 }
 
-/// The client credentials grant as a [`Credential`]: one token at a time, shared by every
-/// request to the upstream, fetched by one request while the others wait.
-pub struct ClientCredentials {
+/// Which grant gets the token.
+enum Grant {
+    ClientCredentials,
+    /// RFC 8693, for one caller: the newest token they presented.
+    TokenExchange {
+        subject: Mutex<PresentedToken>,
+    },
+}
+
+/// An OAuth access token as a [`Credential`]: one token at a time, shared by every request
+/// that uses it, fetched by one request while the others wait.
+pub struct OAuthCredential {
     client: ResolvedOAuth,
     http: reqwest::Client,
+    grant: Grant,
     token: Mutex<Option<Token>>,
     fetching: tokio::sync::Mutex<()>,
 }
 
-impl std::fmt::Debug for ClientCredentials {
+impl std::fmt::Debug for OAuthCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCredentials").field("client", &self.client).finish_non_exhaustive()
+        f.debug_struct("OAuthCredential").field("client", &self.client).finish_non_exhaustive()
     }
 }
 
@@ -166,9 +219,30 @@ struct TokenError {
     error_description: Option<String>,
 }
 
-impl ClientCredentials {
-    pub fn new(client: ResolvedOAuth, http: reqwest::Client) -> ClientCredentials {
-        ClientCredentials { client, http, token: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) }
+impl OAuthCredential {
+    /// The gateway's own token (client credentials grant).
+    pub fn client_credentials(client: ResolvedOAuth, http: reqwest::Client) -> OAuthCredential {
+        Self::with_grant(client, http, Grant::ClientCredentials)
+    }
+
+    /// A token for one caller, exchanged for the one they presented.
+    pub fn token_exchange(client: ResolvedOAuth, http: reqwest::Client, subject: PresentedToken) -> OAuthCredential {
+        Self::with_grant(client, http, Grant::TokenExchange { subject: Mutex::new(subject) })
+    }
+
+    fn with_grant(client: ResolvedOAuth, http: reqwest::Client, grant: Grant) -> OAuthCredential {
+        OAuthCredential { client, http, grant, token: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Remembers the caller's newest token for the next exchange (the current upstream
+    /// token stays in use until it is due for replacement).
+    pub fn update_subject(&self, presented: &PresentedToken) {
+        if let Grant::TokenExchange { subject } = &self.grant {
+            let mut subject = portcullis_mcp::peer::lock(subject);
+            if *subject != *presented {
+                *subject = presented.clone();
+            }
+        }
     }
 
     fn current(&self) -> Option<HeaderValue> {
@@ -203,7 +277,17 @@ impl ClientCredentials {
         // The serializer is not `Send`: the body is finished before anything is awaited.
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "client_credentials");
+            match &self.grant {
+                Grant::ClientCredentials => {
+                    form.append_pair("grant_type", "client_credentials");
+                }
+                Grant::TokenExchange { subject } => {
+                    form.append_pair("grant_type", EXCHANGE_GRANT);
+                    form.append_pair("subject_token", portcullis_mcp::peer::lock(subject).expose());
+                    form.append_pair("subject_token_type", &c.subject_token_type);
+                    form.append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
+                }
+            }
             if !c.scopes.is_empty() {
                 form.append_pair("scope", &c.scopes.join(" "));
             }
@@ -242,9 +326,11 @@ impl ClientCredentials {
                 }
                 Err(_) => format!("HTTP {status}"),
             };
-            return Err(
-                self.fail(format!("{why}; check auth.oauth (client_id, the client secret in the vault, scopes)"))
-            );
+            let field = match self.grant {
+                Grant::ClientCredentials => "auth.oauth",
+                Grant::TokenExchange { .. } => "auth.token_exchange",
+            };
+            return Err(self.fail(format!("{why}; check {field} (client_id, the client secret in the vault, scopes)")));
         }
         let token: TokenResponse =
             serde_json::from_slice(&body).map_err(|_| self.fail("the answer is not an OAuth token response".into()))?;
@@ -269,7 +355,7 @@ impl ClientCredentials {
     }
 }
 
-impl Credential for ClientCredentials {
+impl Credential for OAuthCredential {
     fn authorization(&self) -> BoxFuture<'_, Result<HeaderValue, UpstreamError>> {
         Box::pin(self.get())
     }
@@ -295,12 +381,14 @@ mod tests {
 
     #[test]
     fn credentials_in_auth_must_come_from_the_vault() {
-        let plain = EgressAuth { bearer: Some("ghp_plain".into()), oauth: None };
+        let plain = EgressAuth { bearer: Some("ghp_plain".into()), ..EgressAuth::default() };
         let problems = plain.problems("servers.gh");
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].0, "servers.gh.auth.bearer");
         assert!(!problems[0].1.contains("ghp_plain"));
-        assert!(EgressAuth { bearer: Some("secret:gh".into()), oauth: None }.problems("servers.gh").is_empty());
-        assert_eq!(EgressAuth::default().problems("servers.gh")[0].1, "set exactly one of `bearer` and `oauth`");
+        assert!(EgressAuth { bearer: Some("secret:gh".into()), ..EgressAuth::default() }
+            .problems("servers.gh")
+            .is_empty());
+        assert!(EgressAuth::default().problems("servers.gh")[0].1.starts_with("set exactly one of"));
     }
 }

@@ -2,11 +2,13 @@
 //! merged, prefixed lists clients see. Rebuilt on each config (re)load; upstream
 //! connections and their cached lists carry over when a server's config is unchanged.
 
+use crate::callers::CallerPool;
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
 use crate::credentials::{resolve, Resolved};
-use crate::egress::ClientCredentials;
+use crate::egress::OAuthCredential;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
+use portcullis_core::Principal;
 use portcullis_guard::{Guard, GuardConfig};
 use portcullis_mcp::client::credential::Credential;
 use portcullis_mcp::client::{ListKind, Upstream, UpstreamError, UpstreamEvent, UpstreamOptions};
@@ -78,7 +80,11 @@ pub struct Member {
     /// The transport and egress credential with their secrets filled in, or why they
     /// could not be.
     resolved: Result<Resolved, String>,
+    /// The shared connection: lists, notifications, and calls of servers that do not act
+    /// for each caller.
     pub upstream: Arc<Upstream>,
+    /// One connection per caller, for servers that exchange the caller's token.
+    callers: Option<CallerPool>,
     cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
     /// Bumped on every change notice, so a fetch that overlapped one is not cached.
     generation: std::sync::atomic::AtomicU64,
@@ -147,6 +153,23 @@ impl Member {
                     tracing::warn!(server = %member.name, error = %e, "could not renew a resource subscription");
                 }
             });
+        }
+    }
+
+    /// The connection a caller's call goes through: their own when this server acts for
+    /// each caller, else the shared one.
+    pub fn upstream_for(&self, caller: &Principal) -> Result<Arc<Upstream>, RpcError> {
+        match &self.callers {
+            Some(pool) => pool.upstream_for(caller),
+            None => Ok(self.upstream.clone()),
+        }
+    }
+
+    /// Closes the shared connection and every caller's.
+    fn shutdown(&self) {
+        self.upstream.shutdown();
+        if let Some(pool) = &self.callers {
+            pool.shutdown();
         }
     }
 
@@ -270,25 +293,27 @@ impl Federation {
                 old.remove(name.as_str());
                 continue;
             }
-            let upstream = match &resolved {
+            let (upstream, callers) = match &resolved {
                 Ok(resolved) => {
-                    let credential = resolved
-                        .oauth
-                        .clone()
-                        .map(|client| Arc::new(ClientCredentials::new(client, http.clone())) as Arc<dyn Credential>);
                     let options = UpstreamOptions {
                         request_timeout: server.timeout,
                         protocol: server.protocol,
                         // The gateway's own keys are not the upstream's business.
                         env_remove: vec![config.vault.key_env.clone(), config.sessions.key_env.clone()],
-                        credential,
                         ..UpstreamOptions::default()
                     };
-                    Upstream::start(&name, resolved.transport.clone(), options, http.clone())
+                    let callers = resolved.exchange.clone().map(|client| {
+                        CallerPool::new(&name, resolved.transport.clone(), options.clone(), client, http.clone())
+                    });
+                    let own = resolved.oauth.clone().map(|client| {
+                        Arc::new(OAuthCredential::client_credentials(client, http.clone())) as Arc<dyn Credential>
+                    });
+                    let options = UpstreamOptions { credential: own, ..options };
+                    (Upstream::start(&name, resolved.transport.clone(), options, http.clone()), callers)
                 }
                 Err(why) => {
                     tracing::error!(server = %name, "{why}");
-                    Upstream::unavailable(&name, transport, why.clone())
+                    (Upstream::unavailable(&name, transport, why.clone()), None)
                 }
             };
             let member = Arc::new(Member {
@@ -297,6 +322,7 @@ impl Federation {
                 config: server,
                 resolved,
                 upstream,
+                callers,
                 cache: Mutex::default(),
                 generation: Default::default(),
                 watchers: Mutex::default(),
@@ -306,7 +332,7 @@ impl Federation {
         }
         for gone in old.values() {
             tracing::info!(server = %gone.name, "upstream removed or changed; shutting its old connection down");
-            gone.upstream.shutdown();
+            gone.shutdown();
         }
         let by_prefix = members.iter().enumerate().map(|(i, m)| (m.prefix.clone(), i)).collect();
         let unprefixed = members.iter().position(|m| m.prefix.is_empty());
@@ -360,7 +386,7 @@ impl Federation {
     /// Stops every upstream (on shutdown).
     pub fn shutdown(&self) {
         for m in &self.members {
-            m.upstream.shutdown();
+            m.shutdown();
         }
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod callers;
 pub mod config;
 pub mod credentials;
 pub mod door;

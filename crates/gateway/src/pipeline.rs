@@ -9,6 +9,7 @@ use crate::federation::{Federation, List, Member, VirtualServer};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use arc_swap::ArcSwap;
 use futures::future::join_all;
+use portcullis_core::Principal;
 use portcullis_guard::Direction;
 use portcullis_mcp::federation::{decode_cursor, encode_cursor};
 use portcullis_mcp::jsonrpc::{
@@ -139,7 +140,7 @@ impl Gateway {
                 params.set("uri", upstream_uri);
                 match req.method.as_str() {
                     "resources/read" => {
-                        let result = self.forward(&member, "resources/read", params, &ctx.peer).await?;
+                        let result = self.forward(&member, "resources/read", params, &ctx.peer, &ctx.principal).await?;
                         let profile =
                             fed.guard.profile_for(&member.name, Some(upstream_uri), &caller_of(&ctx.principal));
                         let shown = fed.guard.mask(&uri);
@@ -177,7 +178,7 @@ impl Gateway {
                 reference.set(field, &value);
                 let mut params = params;
                 params.set_raw("ref", reference.to_raw());
-                self.forward(&member, "completion/complete", params, &ctx.peer).await
+                self.forward(&member, "completion/complete", params, &ctx.peer, &ctx.principal).await
             }
             "logging/setLevel" => {
                 let raw = params.to_raw();
@@ -213,7 +214,11 @@ impl Gateway {
         if !new || member.watch(&upstream_uri, 1) > 1 {
             return Ok(empty_object());
         }
-        let result = self.forward(member, "resources/subscribe", params, &ctx.peer).await;
+        // Subscriptions live on the shared connection, where updates arrive for everyone.
+        let result = match member.upstream.request("resources/subscribe", Some(params.to_raw()), None).await {
+            Ok(outcome) => outcome.map_err(ErrorOut::Verbatim),
+            Err(e) => Err(e.to_rpc().into()),
+        };
         if result.is_err() {
             self.streams.unsubscribe(&ctx.session.id, uri);
             member.watch(&upstream_uri, -1);
@@ -251,21 +256,24 @@ impl Gateway {
         }
         let tool = ToolOf { server: &member.name, name, shown };
         let peer = guarded_peer(&fed.guard, &tool, &ctx.principal, &ctx.peer);
-        let result = self.forward(member, method, params, &peer).await?;
+        let result = self.forward(member, method, params, &peer, &ctx.principal).await?;
         let verdict = inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject).await;
         inspected(verdict, result)
     }
 
-    /// Sends a request to an upstream; its result or error comes back verbatim.
+    /// Sends a caller's request to an upstream (through the caller's own connection when
+    /// the server acts for each caller); its result or error comes back verbatim.
     async fn forward(
         &self,
         member: &Member,
         method: &str,
         params: RawObject,
         peer: &Peer,
+        caller: &Principal,
     ) -> Result<Box<RawValue>, ErrorOut> {
+        let upstream = member.upstream_for(caller)?;
         let outcome =
-            member.upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await.map_err(|e| e.to_rpc())?;
+            upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await.map_err(|e| e.to_rpc())?;
         outcome.map_err(ErrorOut::Verbatim)
     }
 

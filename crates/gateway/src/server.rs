@@ -84,8 +84,14 @@ impl Core {
         if let Some(origins) = self.origins.get() {
             origins.store(Arc::new(config.http.allowed_origins.clone()));
         }
-        if old.config.auth != config.auth || old.config.store != config.store {
-            tracing::warn!("`auth` and `store` changes take effect after a restart");
+        if old.config.auth != config.auth || old.config.store != config.store || old.config.vault != config.vault {
+            tracing::warn!("`auth`, `store` and `vault` changes take effect after a restart");
+        }
+        if !self.credentials.has_vault() && !config.secret_refs().is_empty() {
+            tracing::error!(
+                "the config now refers to vault secrets, but the gateway started without a vault key: restart it with ${} set",
+                config.vault.key_env
+            );
         }
         if old.config.sessions != config.sessions {
             tracing::warn!("`sessions` changes take effect after a restart");

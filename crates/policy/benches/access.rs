@@ -34,6 +34,7 @@ fn alice() -> Principal {
         app: None,
         roles: vec!["dev".into()],
         key_id: Some("0123456789abcdef".into()),
+        presented: None,
     }
 }
 

@@ -655,6 +655,7 @@ mod tests {
             app: None,
             roles: vec!["dev".into()],
             key_id: Some("k".into()),
+            presented: None,
         }
     }
 

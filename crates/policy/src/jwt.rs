@@ -9,7 +9,7 @@
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
-use portcullis_core::{AuthMethod, Principal};
+use portcullis_core::{AuthMethod, PresentedToken, Principal};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -214,6 +214,7 @@ impl JwtVerifier {
                 })
                 .unwrap_or_default(),
             key_id: None,
+            presented: Some(PresentedToken::new(token)),
         })
     }
 

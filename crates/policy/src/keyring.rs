@@ -76,6 +76,7 @@ impl KeyRing {
             app: record.app.clone(),
             roles: record.roles.clone(),
             key_id: Some(record.id.clone()),
+            presented: None,
         })
     }
 }

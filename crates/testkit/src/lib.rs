@@ -5,7 +5,7 @@
 
 use portcullis_gateway::{Config, RunningServer};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A gateway running in this process.
@@ -249,9 +249,13 @@ fn sse_data(event: &str) -> Vec<Value> {
     serde_json::from_str(&data.join("\n")).map(|v| vec![v]).unwrap_or_default()
 }
 
-/// The repository root.
+/// The repository root. Read from `CARGO_MANIFEST_DIR` at run time (cargo sets it for the
+/// test's package): a compiled-in path would be stale when a shared target directory serves
+/// several checkouts (the CI clone and the working copy).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    let manifest =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    manifest.join("../..").canonicalize().expect("repo root")
 }
 
 /// Where `scripts/test-deps.sh` installs the test peers.
