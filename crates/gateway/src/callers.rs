@@ -1,10 +1,13 @@
 //! Upstream connections that act for one caller each. A server whose `auth` exchanges the
-//! caller's token (RFC 8693) gets one connection per caller, initialized with that caller's
-//! own upstream token, so the upstream's sessions, permissions and audit see who is acting;
-//! a shared connection could only carry one identity per session.
+//! caller's token (RFC 8693) or uses each user's own token from the vault gets one
+//! connection per caller, initialized with that caller's upstream token, so the upstream's
+//! sessions, permissions and audit see who is acting; a shared connection could only carry
+//! one identity per session.
 
-use crate::egress::{OAuthCredential, ResolvedOAuth};
+use crate::credentials::Credentials;
+use crate::egress::{OAuthCredential, ResolvedOAuth, ResolvedUserToken};
 use crate::pipeline::ACCESS_DENIED;
+use crate::user_tokens::UserTokenCredential;
 use portcullis_core::Principal;
 use portcullis_mcp::client::credential::Credential;
 use portcullis_mcp::client::spec::TransportSpec;
@@ -22,16 +25,29 @@ const MAX_CALLERS: usize = 1000;
 
 struct CallerConn {
     upstream: Arc<Upstream>,
-    credential: Arc<OAuthCredential>,
+    /// The exchange credential, told each newer token the caller presents.
+    exchange: Option<Arc<OAuthCredential>>,
     last_used: Instant,
 }
+
+/// Whose token a caller's connection carries.
+pub enum Acting {
+    /// The caller's identity-provider token, exchanged (RFC 8693).
+    Exchange(ResolvedOAuth),
+    /// The user's own token from the vault.
+    UserToken(ResolvedUserToken),
+}
+
+/// How to make a caller's credential once their connection is opened.
+type MakeCredential = Box<dyn FnOnce() -> (Arc<dyn Credential>, Option<Arc<OAuthCredential>>)>;
 
 /// The per-caller connections of one server.
 pub struct CallerPool {
     server: String,
     transport: TransportSpec,
     options: UpstreamOptions,
-    client: ResolvedOAuth,
+    acting: Acting,
+    credentials: Arc<Credentials>,
     http: reqwest::Client,
     conns: Mutex<HashMap<String, CallerConn>>,
 }
@@ -41,42 +57,93 @@ impl CallerPool {
         server: &str,
         transport: TransportSpec,
         options: UpstreamOptions,
-        client: ResolvedOAuth,
+        acting: Acting,
+        credentials: Arc<Credentials>,
         http: reqwest::Client,
     ) -> CallerPool {
-        CallerPool { server: server.to_owned(), transport, options, client, http, conns: Mutex::default() }
+        CallerPool { server: server.to_owned(), transport, options, acting, credentials, http, conns: Mutex::default() }
     }
 
-    /// The caller's connection, opened on first use. Only a caller who signed in with the
-    /// identity provider has a token to exchange.
+    /// True when only callers' connections exist: no shared identity lists the tools.
+    pub fn per_user_only(&self) -> bool {
+        matches!(self.acting, Acting::UserToken(_))
+    }
+
+    fn refuse(&self, caller: &Principal, why: &str) -> RpcError {
+        RpcError::new(ACCESS_DENIED, format!("{} may not use server `{}`: {why}", caller.subject(), self.server))
+    }
+
+    /// The caller's connection, opened on first use, if the caller has an upstream identity:
+    /// an identity-provider token to exchange, or their own token in the vault.
     pub fn upstream_for(&self, caller: &Principal) -> Result<Arc<Upstream>, RpcError> {
-        let Some(presented) = caller.presented.as_ref() else {
-            return Err(RpcError::new(
-                ACCESS_DENIED,
-                format!(
-                    "{} may not use server `{}`: it acts for each caller with their identity-provider token, and this caller did not sign in with one (API keys cannot be exchanged)",
-                    caller.subject(),
-                    self.server
-                ),
-            ));
+        let (key, make): (String, MakeCredential) = match &self.acting {
+            Acting::Exchange(client) => {
+                let Some(presented) = caller.presented.clone() else {
+                    return Err(self.refuse(caller, "it acts for each caller with their identity-provider token, and this caller did not sign in with one (API keys cannot be exchanged)"));
+                };
+                let key = caller.subject();
+                let touch = |c: &CallerConn| {
+                    if let Some(exchange) = &c.exchange {
+                        exchange.update_subject(&presented);
+                    }
+                };
+                if let Some(upstream) = self.reuse(&key, touch) {
+                    return Ok(upstream);
+                }
+                let (client, http) = (client.clone(), self.http.clone());
+                let make: MakeCredential = Box::new(move || {
+                    let exchange = Arc::new(OAuthCredential::token_exchange(client, http, presented));
+                    (exchange.clone() as Arc<dyn Credential>, Some(exchange))
+                });
+                (key, make)
+            }
+            Acting::UserToken(settings) => {
+                let Some(user) = caller.user.clone() else {
+                    return Err(self.refuse(caller, "it uses each user's own token, and this caller is not a user"));
+                };
+                let stored = portcullis_vault::user_secret(&settings.secret, &user);
+                if self.credentials.secrets().get(&stored).is_none() {
+                    let how = format!(
+                        "it uses each user's own token, and there is none for `{user}`; an admin stores it with `portcullis secrets set {} --user {user}`",
+                        settings.secret
+                    );
+                    return Err(self.refuse(caller, &how));
+                }
+                if let Some(upstream) = self.reuse(&stored, |_| {}) {
+                    return Ok(upstream);
+                }
+                let (server, settings, credentials, http) =
+                    (self.server.clone(), settings.clone(), self.credentials.clone(), self.http.clone());
+                let make: MakeCredential = Box::new(move || {
+                    let credential = UserTokenCredential::new(&server, &user, settings, credentials, http);
+                    (Arc::new(credential) as Arc<dyn Credential>, None)
+                });
+                (stored, make)
+            }
         };
-        let key = caller.subject();
         let now = Instant::now();
         let mut conns = lock(&self.conns);
         if let Some(conn) = conns.get_mut(&key) {
+            // Opened by a concurrent first call.
             conn.last_used = now;
-            conn.credential.update_subject(presented);
             return Ok(conn.upstream.clone());
         }
         self.evict(&mut conns, now);
-        let credential =
-            Arc::new(OAuthCredential::token_exchange(self.client.clone(), self.http.clone(), presented.clone()));
-        let options =
-            UpstreamOptions { credential: Some(credential.clone() as Arc<dyn Credential>), ..self.options.clone() };
+        let (credential, exchange) = make();
+        let options = UpstreamOptions { credential: Some(credential), ..self.options.clone() };
         let upstream = Upstream::start(&self.server, self.transport.clone(), options, self.http.clone());
-        tracing::debug!(server = %self.server, caller = %key, "opened a connection acting for the caller");
-        conns.insert(key, CallerConn { upstream: upstream.clone(), credential, last_used: now });
+        tracing::debug!(server = %self.server, caller = %caller.subject(), "opened a connection acting for the caller");
+        conns.insert(key, CallerConn { upstream: upstream.clone(), exchange, last_used: now });
         Ok(upstream)
+    }
+
+    /// The caller's open connection, if any, marked used.
+    fn reuse(&self, key: &str, touch: impl FnOnce(&CallerConn)) -> Option<Arc<Upstream>> {
+        let mut conns = lock(&self.conns);
+        let conn = conns.get_mut(key)?;
+        conn.last_used = Instant::now();
+        touch(conn);
+        Some(conn.upstream.clone())
     }
 
     /// Closes idle connections, and the least recently used one when the pool is full.

@@ -7,7 +7,7 @@
 //! next connection without a restart.
 
 use crate::config::{Config, ServerConfig};
-use crate::egress::{OAuthClientConfig, ResolvedOAuth};
+use crate::egress::{OAuthClientConfig, ResolvedOAuth, ResolvedUserToken};
 use arc_swap::ArcSwap;
 use portcullis_mcp::client::spec::TransportSpec;
 use portcullis_store::Store;
@@ -79,6 +79,17 @@ impl Credentials {
         Ok(true)
     }
 
+    /// Stores a value (a renewed user token) and reads the vault again at once, so the
+    /// next request sees it.
+    pub async fn store(&self, name: &str, value: &secrecy::SecretString) -> Result<(), VaultError> {
+        let Some(vault) = &self.vault else {
+            return Err(VaultError::NoKey { env: "the vault key variable".into() });
+        };
+        vault.set(name, value).await?;
+        self.refresh().await?;
+        Ok(())
+    }
+
     pub fn has_vault(&self) -> bool {
         self.vault.is_some()
     }
@@ -93,6 +104,8 @@ pub struct Resolved {
     pub oauth: Option<ResolvedOAuth>,
     /// The OAuth client that exchanges each caller's token (RFC 8693), if any.
     pub exchange: Option<ResolvedOAuth>,
+    /// Each user's own token from the vault, if so configured.
+    pub user_token: Option<ResolvedUserToken>,
 }
 
 /// The server's transport and `auth` with every `secret:NAME` value replaced by the
@@ -148,7 +161,12 @@ pub fn resolve(
         oauth = Some(resolved.clone());
         exchange = Some(resolved);
     }
-    Ok(Resolved { transport, oauth, exchange })
+    let mut user_token = None;
+    if let Some(u) = auth.and_then(|a| a.user_token.as_ref()) {
+        let refresh = u.refresh.as_ref().map(|o| client("user_token.refresh", o)).transpose()?;
+        user_token = Some(ResolvedUserToken { secret: u.secret.clone(), refresh });
+    }
+    Ok(Resolved { transport, oauth, exchange, user_token })
 }
 
 #[cfg(test)]

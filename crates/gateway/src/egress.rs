@@ -30,6 +30,23 @@ pub struct EgressAuth {
     /// and notifications use the gateway's own token (client credentials, same client).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<OAuthClientConfig>,
+    /// Each user's own token, from the vault (`portcullis secrets set NAME --user USER`):
+    /// one upstream connection per user, so the upstream sees the user's own identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_token: Option<UserTokenConfig>,
+}
+
+/// Per-user tokens held in the vault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserTokenConfig {
+    /// The vault secret holding each user's token: a plain token, or the provider's token
+    /// JSON (`access_token`, `refresh_token`, `expires_at` in Unix seconds).
+    pub secret: String,
+    /// Renews a user's expired token with the provider (OAuth refresh_token grant) and
+    /// stores the new one, when the token was stored with a refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<OAuthClientConfig>,
 }
 
 /// An OAuth 2.0 client the gateway is registered as at an authorization server.
@@ -79,10 +96,15 @@ pub enum ClientAuth {
 impl EgressAuth {
     /// The OAuth clients configured, with their field names.
     fn clients(&self) -> Vec<(&'static str, &OAuthClientConfig)> {
-        [("oauth", &self.oauth), ("token_exchange", &self.token_exchange)]
-            .into_iter()
-            .filter_map(|(field, c)| c.as_ref().map(|c| (field, c)))
-            .collect()
+        let refresh = self.user_token.as_ref().and_then(|u| u.refresh.as_ref());
+        [
+            ("oauth", self.oauth.as_ref()),
+            ("token_exchange", self.token_exchange.as_ref()),
+            ("user_token.refresh", refresh),
+        ]
+        .into_iter()
+        .filter_map(|(field, c)| c.map(|c| (field, c)))
+        .collect()
     }
 
     /// The fields holding credentials, with their paths under `auth`.
@@ -100,8 +122,16 @@ impl EgressAuth {
     /// Problems with this auth of server `at` (e.g. `servers.jira`).
     pub fn problems(&self, at: &str) -> Vec<(String, String)> {
         let mut problems = Vec::new();
-        if usize::from(self.bearer.is_some()) + self.clients().len() != 1 {
-            problems.push((format!("{at}.auth"), "set exactly one of `bearer`, `oauth` and `token_exchange`".into()));
+        let modes =
+            [self.bearer.is_some(), self.oauth.is_some(), self.token_exchange.is_some(), self.user_token.is_some()];
+        if modes.iter().filter(|m| **m).count() != 1 {
+            problems.push((
+                format!("{at}.auth"),
+                "set exactly one of `bearer`, `oauth`, `token_exchange` and `user_token`".into(),
+            ));
+        }
+        if let Some(Err(why)) = self.user_token.as_ref().map(|u| portcullis_vault::check_name(&u.secret)) {
+            problems.push((format!("{at}.auth.user_token.secret"), format!("invalid secret name: {why}")));
         }
         for (field, value) in self.secret_fields() {
             if portcullis_vault::reference(value).is_none() {
@@ -122,6 +152,13 @@ impl EgressAuth {
         }
         problems
     }
+}
+
+/// Per-user tokens: the vault secret that holds them, and how to renew them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedUserToken {
+    pub secret: String,
+    pub refresh: Option<ResolvedOAuth>,
 }
 
 /// An OAuth client with its secret filled in from the vault.
@@ -209,6 +246,8 @@ struct TokenResponse {
     #[serde(default)]
     token_type: Option<String>,
     #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
     expires_in: Option<serde_json::Value>,
 }
 
@@ -264,95 +303,132 @@ impl OAuthCredential {
         Ok(value)
     }
 
-    fn fail(&self, why: String) -> UpstreamError {
-        UpstreamError::Unavailable(format!(
-            "{}: no access token from {}: {why}",
-            self.client.server, self.client.token_url
-        ))
-    }
-
     async fn fetch(&self) -> Result<Token, UpstreamError> {
-        let c = &self.client;
-        let mut request = self.http.post(&c.token_url).header(ACCEPT, "application/json").timeout(TOKEN_TIMEOUT);
-        // The serializer is not `Send`: the body is finished before anything is awaited.
-        let body = {
-            let mut form = url::form_urlencoded::Serializer::new(String::new());
-            match &self.grant {
-                Grant::ClientCredentials => {
-                    form.append_pair("grant_type", "client_credentials");
-                }
-                Grant::TokenExchange { subject } => {
-                    form.append_pair("grant_type", EXCHANGE_GRANT);
-                    form.append_pair("subject_token", portcullis_mcp::peer::lock(subject).expose());
-                    form.append_pair("subject_token_type", &c.subject_token_type);
-                    form.append_pair("requested_token_type", ACCESS_TOKEN_TYPE);
-                }
-            }
-            if !c.scopes.is_empty() {
-                form.append_pair("scope", &c.scopes.join(" "));
-            }
-            if let Some(a) = &c.audience {
-                form.append_pair("audience", a);
-            }
-            if let Some(r) = &c.resource {
-                form.append_pair("resource", r);
-            }
-            match c.client_auth {
-                ClientAuth::ClientSecretBasic => {
-                    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                    request = request.basic_auth(encode(&c.client_id), Some(encode(&c.client_secret)));
-                }
-                ClientAuth::ClientSecretPost => {
-                    form.append_pair("client_id", &c.client_id);
-                    form.append_pair("client_secret", &c.client_secret);
-                }
-            }
-            form.finish()
+        let (params, field) = match &self.grant {
+            Grant::ClientCredentials => (vec![("grant_type", "client_credentials".to_owned())], "auth.oauth"),
+            Grant::TokenExchange { subject } => (
+                vec![
+                    ("grant_type", EXCHANGE_GRANT.to_owned()),
+                    ("subject_token", portcullis_mcp::peer::lock(subject).expose().to_owned()),
+                    ("subject_token_type", self.client.subject_token_type.clone()),
+                    ("requested_token_type", ACCESS_TOKEN_TYPE.to_owned()),
+                ],
+                "auth.token_exchange",
+            ),
         };
-        let started = Instant::now();
-        let response = request
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.fail(format!("the token endpoint is unreachable ({})", e.without_url())))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.fail(format!("reading the answer: {}", e.without_url())))?;
-        if !status.is_success() {
-            let why = match serde_json::from_slice::<TokenError>(&body) {
-                Ok(e) => {
-                    let description: String = e.error_description.unwrap_or_default().chars().take(200).collect();
-                    format!("HTTP {status}, `{}` {description}", e.error.chars().take(64).collect::<String>())
-                }
-                Err(_) => format!("HTTP {status}"),
-            };
-            let field = match self.grant {
-                Grant::ClientCredentials => "auth.oauth",
-                Grant::TokenExchange { .. } => "auth.token_exchange",
-            };
-            return Err(self.fail(format!("{why}; check {field} (client_id, the client secret in the vault, scopes)")));
-        }
-        let token: TokenResponse =
-            serde_json::from_slice(&body).map_err(|_| self.fail("the answer is not an OAuth token response".into()))?;
-        if let Some(kind) = token.token_type.as_deref().filter(|t| !t.eq_ignore_ascii_case("bearer")) {
-            return Err(self.fail(format!("token type `{kind}` is not supported (only Bearer)")));
-        }
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.access_token))
-            .ok()
-            .filter(|_| !token.access_token.is_empty())
-            .ok_or_else(|| self.fail("the access token is empty or not valid in an HTTP header".into()))?;
-        value.set_sensitive(true);
-        let lifetime = match token.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
-        }
-        .map(Duration::from_secs);
-        // An absurd lifetime overflows the clock: treat it as none.
-        let refresh_at = lifetime.and_then(|l| started.checked_add(l - refresh_margin(l)));
-        tracing::debug!(server = %c.server, lifetime = ?lifetime, "fetched an access token for the upstream");
-        Ok(Token { value, refresh_at })
+        let issued = request_token(&self.http, &self.client, params, field).await?;
+        Ok(Token { value: issued.value, refresh_at: issued.refresh_at })
     }
+}
+
+/// What a token endpoint issued.
+pub struct Issued {
+    /// `Bearer <access token>`, marked sensitive.
+    pub value: HeaderValue,
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    /// When to replace it (shortly before it expires); `None` without a lifetime.
+    pub refresh_at: Option<Instant>,
+    /// When it expires, in Unix seconds, if the endpoint said.
+    pub expires_at: Option<u64>,
+}
+
+/// One token request (`params` name the grant) to the client's token endpoint, with the
+/// client's authentication and scope, audience and resource. Errors name the provider's
+/// error code and `field` of the config to check, never a secret.
+pub async fn request_token(
+    http: &reqwest::Client,
+    c: &ResolvedOAuth,
+    params: Vec<(&str, String)>,
+    field: &str,
+) -> Result<Issued, UpstreamError> {
+    let fail =
+        |why: String| UpstreamError::Unavailable(format!("{}: no access token from {}: {why}", c.server, c.token_url));
+    let mut request = http.post(&c.token_url).header(ACCEPT, "application/json").timeout(TOKEN_TIMEOUT);
+    // The serializer is not `Send`: the body is finished before anything is awaited.
+    let body = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &params {
+            form.append_pair(k, v);
+        }
+        if !c.scopes.is_empty() {
+            form.append_pair("scope", &c.scopes.join(" "));
+        }
+        if let Some(a) = &c.audience {
+            form.append_pair("audience", a);
+        }
+        if let Some(r) = &c.resource {
+            form.append_pair("resource", r);
+        }
+        match c.client_auth {
+            ClientAuth::ClientSecretBasic => {
+                let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                request = request.basic_auth(encode(&c.client_id), Some(encode(&c.client_secret)));
+            }
+            ClientAuth::ClientSecretPost => {
+                form.append_pair("client_id", &c.client_id);
+                form.append_pair("client_secret", &c.client_secret);
+            }
+        }
+        form.finish()
+    };
+    let started = Instant::now();
+    let response = request
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| fail(format!("the token endpoint is unreachable ({})", e.without_url())))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| fail(format!("reading the answer: {}", e.without_url())))?;
+    if !status.is_success() {
+        let why = match serde_json::from_slice::<TokenError>(&body) {
+            Ok(e) => {
+                let description: String = e.error_description.unwrap_or_default().chars().take(200).collect();
+                format!("HTTP {status}, `{}` {description}", e.error.chars().take(64).collect::<String>())
+            }
+            Err(_) => format!("HTTP {status}"),
+        };
+        return Err(fail(format!("{why}; check {field} (client_id, the client secret in the vault, scopes)")));
+    }
+    let token: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| fail("the answer is not an OAuth token response".into()))?;
+    if let Some(kind) = token.token_type.as_deref().filter(|t| !t.eq_ignore_ascii_case("bearer")) {
+        return Err(fail(format!("token type `{kind}` is not supported (only Bearer)")));
+    }
+    let value = bearer(&token.access_token)
+        .ok_or_else(|| fail("the access token is empty or not valid in an HTTP header".into()))?;
+    let lifetime = match token.expires_in {
+        Some(serde_json::Value::Number(n)) => n.as_u64(),
+        Some(serde_json::Value::String(s)) => s.parse().ok(),
+        _ => None,
+    }
+    .map(Duration::from_secs);
+    tracing::debug!(server = %c.server, lifetime = ?lifetime, "fetched an access token for the upstream");
+    Ok(Issued {
+        value,
+        access_token: token.access_token,
+        refresh_token: token.refresh_token,
+        refresh_at: lifetime.and_then(|l| refresh_due(started, l)),
+        expires_at: lifetime.map(|l| unix_now().saturating_add(l.as_secs())),
+    })
+}
+
+/// `Bearer <token>` as a sensitive header value, if the token is usable in one.
+pub fn bearer(token: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(&format!("Bearer {token}")).ok().filter(|_| !token.is_empty())?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// When a token obtained at `start` and living `lifetime` is replaced; an absurd lifetime
+/// overflows the clock and counts as none.
+pub fn refresh_due(start: Instant, lifetime: Duration) -> Option<Instant> {
+    start.checked_add(lifetime - refresh_margin(lifetime))
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl Credential for OAuthCredential {

@@ -2,9 +2,9 @@
 //! merged, prefixed lists clients see. Rebuilt on each config (re)load; upstream
 //! connections and their cached lists carry over when a server's config is unchanged.
 
-use crate::callers::CallerPool;
+use crate::callers::{Acting, CallerPool};
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
-use crate::credentials::{resolve, Resolved};
+use crate::credentials::{resolve, Credentials, Resolved};
 use crate::egress::OAuthCredential;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
@@ -18,7 +18,6 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use portcullis_mcp::server::Streams;
 use portcullis_policy::Access;
-use portcullis_vault::Secrets;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -95,13 +94,20 @@ pub struct Member {
 
 impl Member {
     /// The upstream's full list (all pages), from cache when it has not changed.
-    pub async fn list(&self, list: List) -> Result<Arc<Vec<RawObject>>, RpcError> {
+    ///
+    /// A server that acts only for each user has no shared connection: its list comes
+    /// through the caller's own, and is shared with every caller (as with any server).
+    pub async fn list(&self, list: List, caller: &Principal) -> Result<Arc<Vec<RawObject>>, RpcError> {
         if let Some(hit) = lock(&self.cache).get(&list) {
             return Ok(hit.clone());
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let upstream = match &self.callers {
+            Some(pool) if pool.per_user_only() => pool.upstream_for(caller)?,
+            _ => self.upstream.clone(),
+        };
         let declared =
-            self.upstream.server_info().map(|i| i.capabilities.get(list.capability()).is_some_and(|c| !c.is_null()));
+            upstream.server_info().map(|i| i.capabilities.get(list.capability()).is_some_and(|c| !c.is_null()));
         if declared == Some(false) {
             return Ok(Arc::default());
         }
@@ -109,7 +115,7 @@ impl Member {
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_UPSTREAM_PAGES {
             let params = cursor.as_ref().map(|c| to_raw(&serde_json::json!({ "cursor": c })));
-            let outcome = self.upstream.request(list.method(), params, None).await.map_err(|e| e.to_rpc())?;
+            let outcome = upstream.request(list.method(), params, None).await.map_err(|e| e.to_rpc())?;
             let result = outcome.map_err(|e| upstream_rpc_error(&self.name, list.method(), &e))?;
             let obj = RawObject::parse(&result, "result")?;
             items.extend(obj.get_array(list.field())?);
@@ -171,6 +177,16 @@ impl Member {
         if let Some(pool) = &self.callers {
             pool.shutdown();
         }
+    }
+
+    /// How many callers hold their own connection to this server (`None`: it has none).
+    pub fn caller_connections(&self) -> Option<usize> {
+        self.callers.as_ref().map(CallerPool::len)
+    }
+
+    /// True when the server has no shared connection, only users' own.
+    pub fn per_user_only(&self) -> bool {
+        self.callers.as_ref().is_some_and(CallerPool::per_user_only)
     }
 
     fn invalidate(&self, kind: ListKind) {
@@ -273,8 +289,9 @@ impl Federation {
         previous: Option<&Federation>,
         streams: &Arc<Streams>,
         http: &reqwest::Client,
-        secrets: &Secrets,
+        credentials: &Arc<Credentials>,
     ) -> Self {
+        let secrets = credentials.secrets();
         let mut old: HashMap<&str, &Arc<Member>> =
             previous.map(|p| p.members.iter().map(|m| (m.name.as_str(), m)).collect()).unwrap_or_default();
         let mut members = Vec::new();
@@ -286,7 +303,7 @@ impl Federation {
             let Some(transport) = server.transport() else {
                 continue;
             };
-            let resolved = resolve(&name, &server, &transport, secrets);
+            let resolved = resolve(&name, &server, &transport, &secrets);
             let unchanged = |m: &&&Arc<Member>| m.config == server && m.prefix == prefix && m.resolved == resolved;
             if let Some(m) = old.get(name.as_str()).filter(unchanged) {
                 members.push(Arc::clone(m));
@@ -302,14 +319,27 @@ impl Federation {
                         env_remove: vec![config.vault.key_env.clone(), config.sessions.key_env.clone()],
                         ..UpstreamOptions::default()
                     };
-                    let callers = resolved.exchange.clone().map(|client| {
-                        CallerPool::new(&name, resolved.transport.clone(), options.clone(), client, http.clone())
+                    let acting = match (&resolved.exchange, &resolved.user_token) {
+                        (Some(client), _) => Some(Acting::Exchange(client.clone())),
+                        (None, Some(user_token)) => Some(Acting::UserToken(user_token.clone())),
+                        (None, None) => None,
+                    };
+                    let callers = acting.map(|acting| {
+                        let transport = resolved.transport.clone();
+                        CallerPool::new(&name, transport, options.clone(), acting, credentials.clone(), http.clone())
                     });
-                    let own = resolved.oauth.clone().map(|client| {
-                        Arc::new(OAuthCredential::client_credentials(client, http.clone())) as Arc<dyn Credential>
-                    });
-                    let options = UpstreamOptions { credential: own, ..options };
-                    (Upstream::start(&name, resolved.transport.clone(), options, http.clone()), callers)
+                    let shared = if resolved.user_token.is_some() {
+                        // Nobody's identity to connect with: only users' own connections.
+                        let why = "acts for each user with their own token; connections open on each user's first call";
+                        Upstream::unavailable(&name, resolved.transport.clone(), why.into())
+                    } else {
+                        let own = resolved.oauth.clone().map(|client| {
+                            Arc::new(OAuthCredential::client_credentials(client, http.clone())) as Arc<dyn Credential>
+                        });
+                        let options = UpstreamOptions { credential: own, ..options };
+                        Upstream::start(&name, resolved.transport.clone(), options, http.clone())
+                    };
+                    (shared, callers)
                 }
                 Err(why) => {
                     tracing::error!(server = %name, "{why}");

@@ -12,6 +12,7 @@ pub mod federation;
 pub mod inspect;
 pub mod pipeline;
 pub mod server;
+pub mod user_tokens;
 
 pub use config::Config;
 pub use server::{serve_http, serve_stdio, RunningServer};

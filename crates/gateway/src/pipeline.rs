@@ -104,7 +104,7 @@ impl Gateway {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown tool: {shown}")).into());
                 };
                 if ctx.session.era() == Era::Modern {
-                    check_mirrored_arguments(member, name, &params, &ctx.param_headers).await?;
+                    check_mirrored_arguments(member, name, &params, &ctx.param_headers, &ctx.principal).await?;
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 let mut params = params;
@@ -290,7 +290,8 @@ impl Gateway {
             Some(c) => decode_cursor(&c)?,
             None => 0,
         };
-        let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list).await) })).await;
+        let caller = &ctx.principal;
+        let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list, caller).await) })).await;
         let mut merged = Vec::new();
         for (member, items) in lists {
             let items = match items {
@@ -397,8 +398,9 @@ async fn check_mirrored_arguments(
     tool: &str,
     params: &RawObject,
     headers: &[(String, String)],
+    caller: &Principal,
 ) -> Result<(), RpcError> {
-    let tools = member.list(List::Tools).await?;
+    let tools = member.list(List::Tools, caller).await?;
     let Some(schema) = tools
         .iter()
         .find(|t| t.get_str("name").as_deref() == Some(tool))

@@ -60,7 +60,7 @@ impl Core {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials.secrets());
+        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials);
         Arc::new(Core {
             gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
@@ -104,8 +104,7 @@ impl Core {
     /// config and resolved credentials are unchanged keep their connections.
     fn rebuild(&self, config: Arc<Config>) {
         let old = self.gateway.federation();
-        let secrets = self.credentials.secrets();
-        let federation = Federation::build(config, Some(&old), &self.streams, &self.http, &secrets);
+        let federation = Federation::build(config, Some(&old), &self.streams, &self.http, &self.credentials);
         self.gateway.replace(federation);
         for kind in ListKind::ALL {
             self.streams.broadcast(kind.notification(), None);
@@ -334,6 +333,8 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
     for m in &fed.members {
         let health = m.upstream.health();
         let (state, detail) = match &health {
+            // No shared connection to judge by: each user's opens on their first call.
+            _ if m.per_user_only() => ("per_user", None),
             Health::Starting => {
                 starting = true;
                 ("starting", None)
@@ -353,6 +354,7 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
                 "transport": m.upstream.spec().kind(),
                 "protocol": m.upstream.server_info().map(|i| i.protocol_version),
                 "restarts": m.upstream.restarts(),
+                "caller_connections": m.caller_connections(),
             }),
         );
     }

@@ -22,6 +22,9 @@ pub enum SecretsCommand {
         name: String,
         #[command(flatten)]
         from: ValueFrom,
+        /// Store this user's own value (for servers with `auth.user_token`).
+        #[arg(long)]
+        user: Option<String>,
     },
     /// List the secrets (names, versions, which config fields use them; never values).
     List {
@@ -33,9 +36,17 @@ pub enum SecretsCommand {
         name: String,
         #[command(flatten)]
         from: ValueFrom,
+        /// Rotate this user's own value.
+        #[arg(long)]
+        user: Option<String>,
     },
     /// Delete a secret; upstreams that use it go down, saying which secret is missing.
-    Delete { name: String },
+    Delete {
+        name: String,
+        /// Delete this user's own value.
+        #[arg(long)]
+        user: Option<String>,
+    },
     /// Seal every secret under a new vault key (then give the gateways the new key).
     Rekey {
         /// The environment variable holding the new key.
@@ -99,19 +110,21 @@ pub async fn run(config_path: Option<PathBuf>, command: SecretsCommand) -> Resul
     let refs = config.secret_refs();
     let result = async {
         match command {
-            SecretsCommand::Set { name, from } => {
-                let version = vault.set(&name, &from.read(&name)?).await?;
-                println!("Stored secret `{name}` (version {version}).");
+            SecretsCommand::Set { name, from, user } => {
+                let stored = stored_name(&name, user.as_deref());
+                let version = vault.set(&stored, &from.read(&name)?).await?;
+                println!("Stored secret `{name}`{} (version {version}).", for_user(user.as_deref()));
                 print_users(&name, &refs);
             }
-            SecretsCommand::Rotate { name, from } => {
-                let version = vault.rotate(&name, &from.read(&name)?).await?;
-                println!("Rotated secret `{name}` (version {version}).");
+            SecretsCommand::Rotate { name, from, user } => {
+                let stored = stored_name(&name, user.as_deref());
+                let version = vault.rotate(&stored, &from.read(&name)?).await?;
+                println!("Rotated secret `{name}`{} (version {version}).", for_user(user.as_deref()));
                 print_users(&name, &refs);
             }
-            SecretsCommand::Delete { name } => {
-                vault.delete(&name).await?;
-                println!("Deleted secret `{name}`.");
+            SecretsCommand::Delete { name, user } => {
+                vault.delete(&stored_name(&name, user.as_deref())).await?;
+                println!("Deleted secret `{name}`{}.", for_user(user.as_deref()));
                 let users: Vec<&str> = refs.iter().filter(|r| r.name == name).map(|r| r.path.as_str()).collect();
                 if !users.is_empty() {
                     eprintln!("warning: still referred to by {}; those servers go down", users.join(", "));
@@ -137,6 +150,20 @@ pub async fn run(config_path: Option<PathBuf>, command: SecretsCommand) -> Resul
     result
 }
 
+/// The vault name of a secret, or of one user's value of it.
+fn stored_name(name: &str, user: Option<&str>) -> String {
+    user.map_or_else(|| name.to_owned(), |u| portcullis_vault::user_secret(name, u))
+}
+
+/// A stored name's secret and user (`NAME@USER`, or a plain `NAME`).
+fn split_user(stored: &str) -> (&str, Option<&str>) {
+    stored.split_once('@').map_or((stored, None), |(name, user)| (name, Some(user)))
+}
+
+fn for_user(user: Option<&str>) -> String {
+    user.map(|u| format!(" for user `{u}`")).unwrap_or_default()
+}
+
 fn print_users(name: &str, refs: &[SecretRef]) {
     let users: Vec<&str> = refs.iter().filter(|r| r.name == name).map(|r| r.path.as_str()).collect();
     if users.is_empty() {
@@ -150,16 +177,19 @@ fn list(secrets: &[SecretInfo], refs: &[SecretRef], json: bool) -> Result<()> {
     let used_by =
         |name: &str| -> Vec<&str> { refs.iter().filter(|r| r.name == name).map(|r| r.path.as_str()).collect() };
     let missing: Vec<&SecretRef> = refs.iter().filter(|r| !secrets.iter().any(|s| s.name == r.name)).collect();
+
     if json {
         let all: Vec<_> = secrets
             .iter()
             .map(|s| {
+                let (name, user) = split_user(&s.name);
                 json!({
-                    "name": s.name,
+                    "name": name,
+                    "user": user,
                     "version": s.version,
                     "created": when(Some(s.created_at)),
                     "updated": when(Some(s.updated_at)),
-                    "used_by": used_by(&s.name),
+                    "used_by": used_by(name),
                 })
             })
             .collect();
@@ -168,12 +198,14 @@ fn list(secrets: &[SecretInfo], refs: &[SecretRef], json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out).context("encoding the secret list")?);
         return Ok(());
     }
-    println!("{:<32}  {:>7}  {:<20}  {:<20}  USED BY", "NAME", "VERSION", "CREATED", "UPDATED");
+    println!("{:<32}  {:<20}  {:>7}  {:<20}  {:<20}  USED BY", "NAME", "USER", "VERSION", "CREATED", "UPDATED");
     for s in secrets {
-        let users = used_by(&s.name);
+        let (name, user) = split_user(&s.name);
+        let users = used_by(name);
         println!(
-            "{:<32}  {:>7}  {:<20}  {:<20}  {}",
-            s.name,
+            "{:<32}  {:<20}  {:>7}  {:<20}  {:<20}  {}",
+            name,
+            user.unwrap_or("-"),
             s.version,
             when(Some(s.created_at)),
             when(Some(s.updated_at)),

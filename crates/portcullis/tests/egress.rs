@@ -1,7 +1,8 @@
 //! How the gateway proves itself upstream: an OAuth 2.0 client credentials grant against a
 //! test authorization server, the access token cached and replaced shortly before it
 //! expires, a refused token replaced at once, and a bad client secret reported without the
-//! secret.
+//! secret; and per-user tokens from the vault, one upstream connection per user, renewed with
+//! the provider's refresh grant.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -11,6 +12,7 @@ use portcullis_demo::{http_app, DemoOptions};
 use portcullis_store::Store;
 use portcullis_testkit::{Client, Gateway};
 use portcullis_vault::{KeySource, Vault, VaultKey};
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -167,4 +169,115 @@ fn half_life() -> Duration {
 fn base64_key() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+}
+
+/// The provider's refresh_token grant: `bob-r1` (once) buys a new token for bob.
+async fn refresh_endpoint(State(idp): State<Arc<Idp>>, body: String) -> Response {
+    idp.forms.lock().unwrap().push(body.clone());
+    if !body.contains("grant_type=refresh_token") || !body.contains("refresh_token=bob-r1") {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
+    }
+    let mut issued = idp.issued.lock().unwrap();
+    issued.push("bob-new".into());
+    std::fs::write(&idp.accepted, issued.join("\n")).unwrap();
+    Json(json!({ "access_token": "bob-new", "refresh_token": "bob-r2", "token_type": "Bearer", "expires_in": 3600 }))
+        .into_response()
+}
+
+async fn key_for(store: &Store, user: &str) -> String {
+    let holder = portcullis_policy::keyadmin::Holder::new(Some(user.into()), None, None, vec![]).unwrap();
+    portcullis_policy::keyadmin::create(store, &holder, None).await.unwrap().1
+}
+
+async fn call_as(gw: &Gateway, key: &str) -> Value {
+    let mut c = Client::connect_with_bearer(&gw.url, key).await;
+    c.request("tools/call", json!({ "name": "gh__echo", "arguments": { "message": "hi" } })).await.response().clone()
+}
+
+#[tokio::test]
+async fn each_user_reaches_the_upstream_with_their_own_token_from_the_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let accepted = dir.path().join("accepted");
+    std::fs::write(&accepted, "alice-token").unwrap();
+    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
+    let idp = Arc::new(Idp {
+        accepted: accepted.clone(),
+        issued: Mutex::new(vec!["alice-token".into()]),
+        forms: Mutex::default(),
+    });
+    let idp_port =
+        serve(axum::Router::new().route("/token", axum::routing::post(refresh_endpoint)).with_state(idp.clone())).await;
+    let api_port =
+        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
+    let vault = vault(dir.path()).await;
+    vault.set("gh_app", &"gh-app-secret".into()).await.unwrap();
+    vault.set("github@alice", &"alice-token".into()).await.unwrap();
+    let expired = json!({ "access_token": "bob-old", "refresh_token": "bob-r1", "expires_at": 1_000 });
+    vault.set("github@bob", &expired.to_string().into()).await.unwrap();
+    let store = vault.store().clone();
+    let (alice, bob, carol) =
+        (key_for(&store, "alice").await, key_for(&store, "bob").await, key_for(&store, "carol").await);
+
+    let yaml = format!(
+        r#"
+auth: {{ api_keys: {{}} }}
+store: {{ path: "{db}" }}
+vault: {{ key_file: "{key}" }}
+servers:
+  gh:
+    http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
+    auth:
+      user_token:
+        secret: github
+        refresh: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app" }}
+"#,
+        db = dir.path().join("p.db").display(),
+        key = dir.path().join("vault.key").display(),
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+
+    // Carol has no token: the tools cannot be listed through her, and a call says what to do.
+    let mut c = Client::connect_with_bearer(&gw.url, &carol).await;
+    let listed = c.request("tools/list", json!({})).await;
+    assert!(!listed.raw.contains("gh__echo"), "{}", listed.raw);
+    let refused = call_as(&gw, &carol).await;
+    assert_eq!(refused["error"]["code"], -32003, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("portcullis secrets set github --user carol"), "{message}");
+
+    // Alice's plain token works; bob's expired one is renewed first and stored back.
+    let mut c = Client::connect_with_bearer(&gw.url, &alice).await;
+    assert!(c.request("tools/list", json!({})).await.raw.contains("gh__echo"));
+    assert!(said_hi(&call_as(&gw, &alice).await));
+    let got = call_as(&gw, &bob).await;
+    assert!(said_hi(&got), "{got}");
+    let form = idp.forms.lock().unwrap().last().cloned().unwrap_or_default();
+    assert!(form.contains("refresh_token=bob-r1"), "{form}");
+    let (secrets, _) = vault.snapshot().await.unwrap();
+    let stored: Value = serde_json::from_str(secrets.get("github@bob").unwrap().expose_secret()).unwrap();
+    assert_eq!((stored["access_token"].as_str(), stored["refresh_token"].as_str()), (Some("bob-new"), Some("bob-r2")));
+    let ready: Value = reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["servers"]["gh"]["state"], "per_user", "{ready}");
+    assert_eq!(ready["servers"]["gh"]["caller_connections"], 2, "{ready}");
+
+    // Each connection carries its own user's token: revoking alice's leaves bob working.
+    std::fs::write(&accepted, "bob-new").unwrap();
+    let refused = call_as(&gw, &alice).await;
+    assert!(
+        refused["error"]["message"].as_str().unwrap_or_default().contains("refused the gateway's credential"),
+        "{refused}"
+    );
+    assert!(said_hi(&call_as(&gw, &bob).await));
+
+    // Carol's token, stored while the gateway runs, works without a restart.
+    std::fs::write(&accepted, "bob-new\ncarol-token").unwrap();
+    vault.set("github@carol", &"carol-token".into()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Value::Null;
+    while Instant::now() < deadline && !said_hi(&got) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = call_as(&gw, &carol).await;
+    }
+    assert!(said_hi(&got), "{got}");
+    gw.server.shutdown().await.unwrap();
 }

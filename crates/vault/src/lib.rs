@@ -12,7 +12,7 @@ mod reference;
 mod snapshot;
 
 pub use key::{KeySource, VaultKey};
-pub use reference::{check_name, reference};
+pub use reference::{check_name, check_stored_name, reference, user_secret};
 pub use snapshot::Secrets;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -128,7 +128,7 @@ impl Vault {
     }
 
     async fn put(&self, name: &str, value: &SecretString, put: Put) -> Result<i64, VaultError> {
-        check_name(name).map_err(|why| VaultError::BadName { name: name.to_owned(), why })?;
+        check_stored_name(name).map_err(|why| VaultError::BadName { name: name.to_owned(), why })?;
         if value.expose_secret().is_empty() {
             return Err(VaultError::Empty(name.to_owned()));
         }

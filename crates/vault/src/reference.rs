@@ -26,6 +26,22 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The vault name of one user's value of secret `name` (`portcullis secrets set NAME
+/// --user USER`): `NAME@USER`. Plain names cannot hold `@`, so the two never collide.
+pub fn user_secret(name: &str, user: &str) -> String {
+    format!("{name}@{user}")
+}
+
+/// A stored name: a plain secret name, or [`user_secret`]'s `NAME@USER`.
+pub fn check_stored_name(stored: &str) -> Result<(), String> {
+    let Some((name, user)) = stored.split_once('@') else { return check_name(stored) };
+    check_name(name)?;
+    if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+        return Err(format!("`{user}` is not a user name (1 to 256 characters, no control characters)"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,5 +54,9 @@ mod tests {
         for bad in ["", "1abc", "a b", "a/b", &"a".repeat(129)] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(user_secret("github", "alice@example.com"), "github@alice@example.com");
+        assert!(check_stored_name("github@alice").is_ok() && check_stored_name("github").is_ok());
+        assert!(check_stored_name(&user_secret("github", "alice@example.com")).is_ok());
+        assert!(check_stored_name("github@").is_err() && check_stored_name("gh b@alice").is_err());
     }
 }
