@@ -1,7 +1,8 @@
 //! The credential vault end to end, with the real binary: secrets set with `portcullis
-//! secrets`, injected into a stdio server's environment and an HTTP server's headers,
-//! rotated under a running gateway (no restart), a missing secret named by `/readyz`, and
-//! every byte the run printed searched for the planted values.
+//! secrets`, injected into a stdio server's environment and an HTTP server's headers, an
+//! OAuth client secret and the access token it buys, rotated under a running gateway (no
+//! restart), a missing secret named by `/readyz`, and every byte the run printed (logs at
+//! trace level included) searched for the planted values.
 
 use portcullis_demo::fingerprint;
 use portcullis_testkit::{free_port, wait_port, Client};
@@ -19,6 +20,10 @@ const FS_V1: &str = "planted-fs-token-7f3a9c1e";
 const FS_V2: &str = "planted-fs-token-rotated-55d0b2";
 const API_V1: &str = "planted-api-token-c4e81a";
 const API_V2: &str = "planted-api-token-rotated-9be7";
+const OAUTH_SECRET: &str = "planted-oauth-client-secret-3d2f";
+/// The access token the test's token endpoint issues for it.
+const OAUTH_TOKEN: &str = "planted-oauth-access-token-81ac";
+const PLANTED: [&str; 6] = [FS_V1, FS_V2, API_V1, API_V2, OAUTH_SECRET, OAUTH_TOKEN];
 
 /// Everything a test run printed, for the leak check at the end.
 #[derive(Default)]
@@ -149,6 +154,40 @@ async fn vault_secrets_reach_upstreams_rotate_without_restart_and_never_leak() {
     );
     wait_port(api_port).await;
 
+    // A second one behind OAuth client credentials: the token endpoint (in this test) checks
+    // the planted client secret and issues the planted access token.
+    let oauth_accepted = dir.path().join("oauth-accepted");
+    std::fs::write(&oauth_accepted, OAUTH_TOKEN).unwrap();
+    let oauth_port = free_port();
+    let oauth_api = Process(
+        Command::new(BIN)
+            .args(["demo-server", "--listen", &format!("127.0.0.1:{oauth_port}"), "--require-bearer-file"])
+            .arg(&oauth_accepted)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    let token_endpoint = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|headers: axum::http::HeaderMap| async move {
+            use base64::Engine;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("gw:{OAUTH_SECRET}"));
+            let ok = headers.get("authorization").is_some_and(|v| v == format!("Basic {basic}").as_str());
+            let answer = if ok {
+                json!({ "access_token": OAUTH_TOKEN, "token_type": "Bearer", "expires_in": 3600 })
+            } else {
+                json!({ "error": "invalid_client" })
+            };
+            let status = if ok { 200 } else { 401 };
+            (axum::http::StatusCode::from_u16(status).unwrap(), axum::Json(answer))
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, token_endpoint).await });
+    wait_port(oauth_port).await;
+
     let config = dir.path().join("portcullis.yaml");
     std::fs::write(
         &config,
@@ -161,6 +200,9 @@ servers:
     http: {{ url: "http://127.0.0.1:{api_port}/mcp", headers: {{ Authorization: "secret:api_auth" }} }}
   nosy:
     stdio: {{ command: "{BIN}", args: [demo-server, --credential-env, PORTCULLIS_VAULT_KEY] }}
+  idp:
+    http: {{ url: "http://127.0.0.1:{oauth_port}/mcp" }}
+    auth: {{ oauth: {{ token_url: "{token_url}", client_id: gw, client_secret: "secret:oauth_client" }} }}
 "#
         ),
     )
@@ -168,6 +210,8 @@ servers:
     let secrets = Secrets { config: &config };
     let (ok, text) = secrets.run(&["set", "fs_token"], &format!("{FS_V1}\n"), &mut out);
     assert!(ok && text.contains("servers.fs.stdio.env.FS_TOKEN"), "{text}");
+    let (ok, text) = secrets.run(&["set", "oauth_client"], OAUTH_SECRET, &mut out);
+    assert!(ok && text.contains("servers.idp.auth.oauth.client_secret"), "{text}");
 
     // `api_auth` is not set yet: the gateway starts, and says which secret `api` waits for.
     let gw = GatewayProcess::start(&config, dir.path());
@@ -189,6 +233,8 @@ servers:
     assert_eq!(text_of(&got), fingerprint(FS_V1), "the stdio server got the vault's value: {got}");
     let got = call(&mut client, "nosy__credential_fingerprint", &mut out).await;
     assert_eq!(text_of(&got), "unset", "a stdio server does not inherit the vault key: {got}");
+    let got = call(&mut client, "idp__echo", &mut out).await;
+    assert_eq!(text_of(&got), "hi", "the OAuth upstream accepted the gateway's own token: {got}");
     let down = call(&mut client, "api__echo", &mut out).await;
     assert!(down["error"]["message"].as_str().unwrap_or_default().contains("api_auth"), "{down}");
 
@@ -246,10 +292,10 @@ servers:
     // The leak check: every byte printed by the gateway (trace level), the CLI, the
     // upstreams' answers and /readyz; and the database file, where values are sealed.
     drop(gw);
-    drop(api);
+    drop((api, oauth_api));
     out.add("gateway log", &std::fs::read_to_string(dir.path().join("gateway.log")).unwrap());
     assert!(out.0.contains("vault secrets changed"), "the log shows the reload");
-    for planted in [FS_V1, FS_V2, API_V1, API_V2] {
+    for planted in PLANTED {
         assert!(
             !out.0.contains(planted),
             "secret value {planted} appears in the output:\n{}",
@@ -258,7 +304,7 @@ servers:
     }
     for file in ["portcullis.db", "portcullis.db-wal"] {
         let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
-        for planted in [FS_V1, FS_V2, API_V1, API_V2] {
+        for planted in PLANTED {
             assert!(!bytes.windows(planted.len()).any(|w| w == planted.as_bytes()), "{planted} in {file}");
         }
     }
