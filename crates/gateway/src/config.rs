@@ -342,6 +342,11 @@ pub struct ServerConfig {
     /// forwarded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<crate::egress::EgressAuth>,
+    /// Labels of this server's tools, prompts and resources for the access rules (`labels:`
+    /// in a rule, `context.labels` in Cedar): a glob over the upstream's name or URI, and
+    /// its labels, e.g. `{ "delete_*": [destructive], "create_pull_request": [public_sink] }`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, Vec<String>>,
 }
 
 fn default_timeout() -> Duration {
@@ -534,6 +539,7 @@ impl Config {
             protocol: ProtocolChoice::Legacy,
             enabled: true,
             auth: None,
+            labels: IndexMap::new(),
         };
         IndexMap::from([("demo".to_owned(), demo)])
     }
@@ -589,6 +595,19 @@ impl Config {
                         format!("{at}.auth.token_exchange"),
                         "exchanges the tokens callers sign in with, so it needs `auth.jwt` (API keys cannot be exchanged)".into(),
                     );
+                }
+            }
+            for (glob, labels) in &server.labels {
+                if let Err(e) = globset::Glob::new(glob) {
+                    add(format!("{at}.labels.{glob}"), format!("invalid glob: {e}"));
+                }
+                for label in labels {
+                    if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) {
+                        add(
+                            format!("{at}.labels.{glob}"),
+                            format!("`{label}` is not a label (letters, digits, `_`, `-`, `.`, `:`)"),
+                        );
+                    }
                 }
             }
             for (field, value) in server.secret_fields() {

@@ -84,6 +84,8 @@ pub struct Member {
     pub upstream: Arc<Upstream>,
     /// One connection per caller, for servers that exchange the caller's token.
     callers: Option<CallerPool>,
+    /// `labels` of the config, compiled: upstream name or URI glob, and its labels.
+    labels: Vec<(globset::GlobMatcher, Vec<String>)>,
     cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
     /// Bumped on every change notice, so a fetch that overlapped one is not cached.
     generation: std::sync::atomic::AtomicU64,
@@ -177,6 +179,34 @@ impl Member {
         if let Some(pool) = &self.callers {
             pool.shutdown();
         }
+    }
+
+    /// The labels of an item of this server, by its upstream name (or URI).
+    pub fn labels_of(&self, upstream_name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (glob, labels) in &self.labels {
+            if glob.is_match(upstream_name) {
+                for label in labels {
+                    if !out.contains(label) {
+                        out.push(label.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The labels of an item by its federated name (`kind` tells a URI from a name).
+    pub fn labels_of_federated(&self, federated: &str, is_uri: bool) -> Vec<String> {
+        if self.labels.is_empty() {
+            return Vec::new();
+        }
+        let upstream = match (self.prefix.is_empty(), is_uri) {
+            (true, _) => Some(federated),
+            (false, false) => split_name(federated).map(|(_, rest)| rest),
+            (false, true) => split_uri(federated).map(|(_, rest)| rest),
+        };
+        upstream.map(|name| self.labels_of(name)).unwrap_or_default()
     }
 
     /// How many callers hold their own connection to this server (`None`: it has none).
@@ -346,7 +376,13 @@ impl Federation {
                     (Upstream::unavailable(&name, transport, why.clone()), None)
                 }
             };
+            let labels = server
+                .labels
+                .iter()
+                .filter_map(|(glob, labels)| Some((Glob::new(glob).ok()?.compile_matcher(), labels.clone())))
+                .collect();
             let member = Arc::new(Member {
+                labels,
                 name,
                 prefix,
                 config: server,

@@ -19,7 +19,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::{era_of, Era};
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
-use portcullis_policy::{Kind, Verdict as AccessVerdict};
+use portcullis_policy::{Facts, Kind, Verdict as AccessVerdict};
 use serde_json::json;
 use serde_json::value::RawValue;
 use std::sync::Arc;
@@ -338,7 +338,13 @@ fn visible(fed: &Federation, ctx: &RequestContext, member: &Member, list: List, 
         // A template is no resource yet: reading what it names is decided per URI.
         List::Templates => return true,
     };
-    fed.access.may_see(kind, &ctx.principal, &member.name, &federated)
+    let upstream_name = match list {
+        List::Resources => item.get_str("uri"),
+        _ => item.get_str("name"),
+    };
+    let labels = upstream_name.map(|n| member.labels_of(&n)).unwrap_or_default();
+    let facts = Facts { args: None, client: &ctx.session.client_name, labels: &labels };
+    fed.access.may_see(kind, &ctx.principal, &member.name, &federated, &facts)
 }
 
 /// The JSON-RPC error code of a call denied by the access rules.
@@ -360,7 +366,9 @@ fn authorize(
         return Ok(());
     }
     let arguments: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
-    match fed.access.may_use(kind, &ctx.principal, &member.name, federated, arguments.as_ref()) {
+    let labels = member.labels_of_federated(federated, kind == Kind::Resource);
+    let facts = Facts { args: arguments.as_ref(), client: &ctx.session.client_name, labels: &labels };
+    match fed.access.may_use(kind, &ctx.principal, &member.name, federated, &facts) {
         AccessVerdict::Allowed => Ok(()),
         AccessVerdict::Denied { rule } => {
             let caller = ctx.principal.subject();

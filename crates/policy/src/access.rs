@@ -4,7 +4,10 @@
 //! The model: the principal is the caller (`Caller::"user:alice"` with attributes `user`,
 //! `team`, `app`, `roles`, `method`); the resource a tool (`Tool::"fs__read_file"` with
 //! `name` and `server`); the context the call's arguments (`context.args`, every value a
-//! string: text as is, absolute paths normalized, anything else as compact JSON). Two
+//! string: text as is, absolute paths normalized, anything else as compact JSON), the
+//! client (`context.client`, the name it gave in `initialize`), the target's labels
+//! (`context.labels`, from the server's `labels` config) and the time (`context.time` with
+//! `unix`, `hour` and `weekday`, in UTC). Two
 //! actions: `Action::"call_tool"` decides a call, `Action::"list_tool"` whether the tool
 //! appears in the caller's `tools/list`. Cedar denies unless a policy permits, and a
 //! `forbid` beats any `permit`. With no rules at all, everything is allowed.
@@ -52,8 +55,21 @@ pub struct RuleBody {
     pub prompts: Option<Names>,
     /// Federated resource URIs (globs), e.g. `fs+file:///workspace/*`.
     pub resources: Option<Names>,
+    /// Labels of the target (any of them), from the server's `labels`, e.g. `destructive`.
+    pub labels: Option<Names>,
+    /// Client names (globs), as clients give them in `initialize`, e.g. `cursor*`.
+    pub clients: Option<Names>,
     /// Conditions on the call's arguments (all must hold).
     pub when: Option<Conditions>,
+}
+
+/// What a decision may look at besides who and what: the call's arguments, the client and
+/// the target's labels (the time is read when deciding).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    pub args: Option<&'a Value>,
+    pub client: &'a str,
+    pub labels: &'a [String],
 }
 
 /// One name or a list.
@@ -167,6 +183,8 @@ pub struct Access {
 struct Rules {
     compiled: Vec<CompiledRule>,
     raw: Vec<Policy>,
+    /// The context parts some policy looks at; building the others would be wasted time.
+    needs: Needs,
     by_target: RwLock<HashMap<(Kind, String), Arc<TargetPolicies>>>,
 }
 
@@ -234,7 +252,17 @@ impl Access {
                 raw.push(policy.new_id(PolicyId::new(format!("{id}#cedar"))));
             }
         }
-        let rules = Rules { compiled, raw, by_target: RwLock::default() };
+        // A policy that reads a missing context attribute errs and does not apply (a
+        // `forbid` would fail open), so anything a policy might read is provided: the YAML
+        // rules say what they test, raw Cedar is searched for the attribute names.
+        let raw_mentions = |word: &str| cedar.is_some_and(|c| c.contains(word));
+        let yaml_tests = |test: fn(&RuleBody) -> bool| rules.iter().any(|r| r.allow.iter().chain(&r.deny).any(test));
+        let needs = Needs {
+            time: raw_mentions("time"),
+            labels: raw_mentions("labels") || yaml_tests(|b| b.labels.is_some()),
+            client: raw_mentions("client") || yaml_tests(|b| b.clients.is_some()),
+        };
+        let rules = Rules { compiled, raw, needs, by_target: RwLock::default() };
         // Every policy together once, so clashing ids are a config error, not a run-time one.
         rules.policies_for(None).map_err(|message| AccessError { path: "access_policies".into(), message })?;
         Ok(Access { rules: Some(rules), authorizer })
@@ -247,32 +275,27 @@ impl Access {
 
     /// May `principal` call `tool` of `server` with `args` (the call's `arguments`)?
     pub fn may_call(&self, principal: &Principal, server: &str, tool: &str, args: Option<&Value>) -> Verdict {
-        self.may_use(Kind::Tool, principal, server, tool, args)
+        self.may_use(Kind::Tool, principal, server, tool, &Facts { args, ..Facts::default() })
     }
 
     /// Does `tool` appear in `principal`'s tool list?
     pub fn may_list(&self, principal: &Principal, server: &str, tool: &str) -> bool {
-        self.may_see(Kind::Tool, principal, server, tool)
+        self.may_see(Kind::Tool, principal, server, tool, &Facts::default())
     }
 
     /// May `principal` use (call, get, read) the named tool, prompt or resource (`name` is
-    /// a resource's federated URI) with `args`?
-    pub fn may_use(
-        &self,
-        kind: Kind,
-        principal: &Principal,
-        server: &str,
-        name: &str,
-        args: Option<&Value>,
-    ) -> Verdict {
+    /// a resource's federated URI), given `facts`?
+    pub fn may_use(&self, kind: Kind, principal: &Principal, server: &str, name: &str, facts: &Facts) -> Verdict {
         let Some(rules) = &self.rules else { return Verdict::Allowed };
-        self.decide(&rules.for_target(kind, server, name), principal, kind, false, context(args))
+        self.decide(&rules.for_target(kind, server, name), principal, kind, false, context(facts, rules.needs))
     }
 
-    /// Does it appear in `principal`'s lists?
-    pub fn may_see(&self, kind: Kind, principal: &Principal, server: &str, name: &str) -> bool {
+    /// Does it appear in `principal`'s lists? (`facts.args` is not looked at.)
+    pub fn may_see(&self, kind: Kind, principal: &Principal, server: &str, name: &str, facts: &Facts) -> bool {
         let Some(rules) = &self.rules else { return true };
-        self.decide(&rules.for_target(kind, server, name), principal, kind, true, context(None)) == Verdict::Allowed
+        let facts = Facts { args: None, ..*facts };
+        let context = context(&facts, rules.needs);
+        self.decide(&rules.for_target(kind, server, name), principal, kind, true, context) == Verdict::Allowed
     }
 
     fn decide(
@@ -442,9 +465,19 @@ fn method_name(method: portcullis_core::AuthMethod) -> &'static str {
     }
 }
 
-/// `context.args`: every top-level argument as a string (see the module doc).
-fn context(args: Option<&Value>) -> Vec<(String, RestrictedExpression)> {
-    let fields: Vec<(String, RestrictedExpression)> = args
+/// Which optional parts of the request context some policy reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Needs {
+    time: bool,
+    labels: bool,
+    client: bool,
+}
+
+/// The request context (see the module doc): `args`, every top-level argument as a
+/// string; and, when some policy reads them, `client`, `labels` and `time`.
+fn context(facts: &Facts, needs: Needs) -> Vec<(String, RestrictedExpression)> {
+    let fields: Vec<(String, RestrictedExpression)> = facts
+        .args
         .and_then(Value::as_object)
         .map(|args| {
             args.iter()
@@ -459,7 +492,34 @@ fn context(args: Option<&Value>) -> Vec<(String, RestrictedExpression)> {
                 .collect()
         })
         .unwrap_or_default();
-    vec![("args".to_owned(), RestrictedExpression::new_record(fields).unwrap_or_else(|_| empty_record()))]
+    let mut context =
+        vec![("args".to_owned(), RestrictedExpression::new_record(fields).unwrap_or_else(|_| empty_record()))];
+    if needs.client {
+        context.push(("client".to_owned(), RestrictedExpression::new_string(facts.client.to_owned())));
+    }
+    if needs.labels {
+        let labels = facts.labels.iter().map(|l| RestrictedExpression::new_string(l.clone()));
+        context.push(("labels".to_owned(), RestrictedExpression::new_set(labels)));
+    }
+    if needs.time {
+        context.push(("time".to_owned(), time_now()));
+    }
+    context
+}
+
+/// `context.time`: `unix` seconds, the UTC `hour` (0-23) and `weekday` (`mon` ... `sun`).
+fn time_now() -> RestrictedExpression {
+    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let unix = i64::try_from(unix).unwrap_or(i64::MAX);
+    let days = unix.div_euclid(86_400);
+    // 1970-01-01 was a Thursday.
+    let weekday = ["thu", "fri", "sat", "sun", "mon", "tue", "wed"][usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    RestrictedExpression::new_record([
+        ("unix".to_owned(), RestrictedExpression::new_long(unix)),
+        ("hour".to_owned(), RestrictedExpression::new_long(unix.rem_euclid(86_400) / 3600)),
+        ("weekday".to_owned(), RestrictedExpression::new_string(weekday.to_owned())),
+    ])
+    .unwrap_or_else(|_| empty_record())
 }
 
 fn empty_record() -> RestrictedExpression {
@@ -533,6 +593,21 @@ fn compile_rule(
     let mut what = Vec::new();
     if let Some(servers) = &body.servers {
         what.push(globs_test("servers", "server", servers)?);
+    }
+    if let Some(labels) = &body.labels {
+        let list = labels.list();
+        if list.is_empty() {
+            return Err(err(&format!("{key}.labels"), "name at least one label".into()));
+        }
+        what.push(format!("context.labels.containsAny([{}])", literals(&list, &format!("{key}.labels"), path)?));
+    }
+    if let Some(clients) = &body.clients {
+        let list = clients.list();
+        if list.is_empty() {
+            return Err(err(&format!("{key}.clients"), "name at least one client".into()));
+        }
+        let any: Vec<String> = list.iter().map(|g| format!("context.client like {}", like_pattern(g, true))).collect();
+        what.push(format!("({})", any.join(" || ")));
     }
     let named: Vec<(Kind, &Names)> = Kind::ALL
         .iter()
@@ -700,6 +775,46 @@ mod tests {
     }
 
     #[test]
+    fn labels_clients_and_time_are_in_the_context() {
+        let a = Access::compile(
+            &serde_json::from_value::<Vec<AccessRuleConfig>>(json!([
+                { "allow": { "team": "eng" } },
+                { "id": "no-destruction-by-contractors", "deny": { "user": "carl", "labels": ["destructive"] } },
+                { "id": "no-cursor-writes", "deny": { "clients": "cursor*", "labels": "writes" } },
+            ]))
+            .unwrap(),
+            // Raw Cedar sees the time (a policy whose context is missing errs and does not apply).
+            Some(concat!(
+                "@id(\"time-lock\") forbid(principal, action, resource) when { resource.name == \"fs__time_locked\" && ",
+                "context.time.unix > 315532800 && context.time.hour >= 0 && context.time.hour < 24 && ",
+                "[\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"].contains(context.time.weekday) };"
+            )),
+        )
+        .unwrap();
+        let (alice, carl) = (who("alice", Some("eng")), who("carl", Some("eng")));
+        let destructive = ["destructive".to_owned()];
+        let facts = |client, labels| Facts { args: None, client, labels };
+        let call = |p: &Principal, f: &Facts| a.may_use(Kind::Tool, p, "fs", "fs__delete_file", f);
+        assert_eq!(call(&alice, &facts("claude-code", &destructive)), Verdict::Allowed);
+        assert_eq!(
+            call(&carl, &facts("claude-code", &destructive)),
+            Verdict::Denied { rule: Some("no-destruction-by-contractors".into()) }
+        );
+        assert_eq!(call(&carl, &facts("claude-code", &[])), Verdict::Allowed, "unlabelled tools are not covered");
+        assert!(!a.may_see(Kind::Tool, &carl, "fs", "fs__delete_file", &facts("x", &destructive)), "hidden from lists");
+        let writes = ["writes".to_owned()];
+        assert_eq!(
+            call(&alice, &facts("cursor-vscode", &writes)),
+            Verdict::Denied { rule: Some("no-cursor-writes".into()) }
+        );
+        assert_eq!(call(&alice, &facts("claude-code", &writes)), Verdict::Allowed);
+        assert_eq!(
+            a.may_use(Kind::Tool, &alice, "fs", "fs__time_locked", &Facts::default()),
+            Verdict::Denied { rule: Some("time-lock".into()) }
+        );
+    }
+
+    #[test]
     fn no_rules_allow_everything_and_roles_users_and_one_of_match() {
         let open = Access::compile(&[], None).unwrap();
         assert!(open.is_open() && open.may_list(&Principal::anonymous(), "s", "t"));
@@ -755,16 +870,28 @@ mod tests {
             { "deny": { "team": "ops" } },
         ]));
         let (alice, bob, olga) = (who("alice", Some("eng")), who("bob", Some("eng")), who("olga", Some("ops")));
-        assert_eq!(a.may_use(Kind::Prompt, &alice, "fs", "fs__review", None), Verdict::Allowed);
-        assert!(matches!(a.may_use(Kind::Prompt, &bob, "fs", "fs__review", None), Verdict::Denied { rule: None }));
-        assert_eq!(a.may_use(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt", None), Verdict::Allowed);
-        assert!(matches!(a.may_use(Kind::Resource, &bob, "fs", "fs+file:///etc/passwd", None), Verdict::Denied { .. }));
-        assert!(a.may_see(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt"));
-        assert!(!a.may_see(Kind::Prompt, &bob, "fs", "fs__review"));
+        assert_eq!(a.may_use(Kind::Prompt, &alice, "fs", "fs__review", &Facts::default()), Verdict::Allowed);
+        assert!(matches!(
+            a.may_use(Kind::Prompt, &bob, "fs", "fs__review", &Facts::default()),
+            Verdict::Denied { rule: None }
+        ));
+        assert_eq!(
+            a.may_use(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt", &Facts::default()),
+            Verdict::Allowed
+        );
+        assert!(matches!(
+            a.may_use(Kind::Resource, &bob, "fs", "fs+file:///etc/passwd", &Facts::default()),
+            Verdict::Denied { .. }
+        ));
+        assert!(a.may_see(Kind::Resource, &bob, "fs", "fs+file:///workspace/a.txt", &Facts::default()));
+        assert!(!a.may_see(Kind::Prompt, &bob, "fs", "fs__review", &Facts::default()));
         // The deny names no kind: it covers tools, prompts and resources.
         for kind in [Kind::Tool, Kind::Prompt, Kind::Resource] {
             let name = if kind == Kind::Resource { "fs+file:///workspace/a.txt" } else { "fs__x" };
-            assert_eq!(a.may_use(kind, &olga, "fs", name, None), Verdict::Denied { rule: Some("access[3]".into()) });
+            assert_eq!(
+                a.may_use(kind, &olga, "fs", name, &Facts::default()),
+                Verdict::Denied { rule: Some("access[3]".into()) }
+            );
         }
     }
 

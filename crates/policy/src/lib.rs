@@ -9,7 +9,7 @@ pub mod jwt;
 pub mod keyadmin;
 pub mod keyring;
 
-pub use access::{Access, AccessError, AccessRuleConfig, Kind, Verdict};
+pub use access::{Access, AccessError, AccessRuleConfig, Facts, Kind, Verdict};
 pub use apikey::{IssuedKey, KEY_PREFIX};
 pub use jwt::{JwtError, JwtSettings, JwtVerifier};
 pub use keyring::{AuthError, KeyRing};

@@ -152,3 +152,47 @@ access:
     );
     gw.server.shutdown().await.unwrap();
 }
+
+/// `initialize` as a client that calls itself `name`; the session's client.
+async fn connect_as_client(url: &str, name: &str) -> Client {
+    let mut c = Client::new(url);
+    let reply = c
+        .request(
+            "initialize",
+            json!({ "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": name, "version": "1" } }),
+        )
+        .await;
+    c.session = Some(reply.headers["mcp-session-id"].to_str().unwrap().to_owned());
+    c
+}
+
+#[tokio::test]
+async fn labelled_tools_and_named_clients_are_in_the_rules() {
+    let config = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server] }
+    labels: { "test_trigger_*": [destructive], "echo": [chat] }
+access:
+  - allow: {}
+  - id: nothing-destructive-from-scripts
+    deny: { clients: "script-*", labels: destructive }
+  - id: no-chat-for-the-bot
+    deny: { labels: chat, clients: "weekend-bot" }
+"#;
+    let gw = Gateway::start(config, BIN).await;
+    let mut desktop = connect_as_client(&gw.url, "claude-desktop").await;
+    let mut script = connect_as_client(&gw.url, "script-runner").await;
+    let listed = tool_names(&script.request("tools/list", json!({})).await);
+    assert!(listed.contains(&"demo__echo".to_owned()) && !listed.iter().any(|t| t.starts_with("demo__test_trigger_")));
+    assert!(tool_names(&desktop.request("tools/list", json!({})).await)
+        .contains(&"demo__test_trigger_prompt_change".into()));
+    let denied = call(&mut script, "demo__test_trigger_prompt_change", json!({})).await;
+    assert_eq!(denied.error()["data"]["rule"], "nothing-destructive-from-scripts", "{}", denied.raw);
+    let allowed = call(&mut desktop, "demo__test_trigger_prompt_change", json!({})).await;
+    assert!(allowed.response().get("result").is_some(), "{}", allowed.raw);
+    let mut bot = connect_as_client(&gw.url, "weekend-bot").await;
+    let chat = call(&mut bot, "demo__echo", json!({"message": "hi"})).await;
+    assert_eq!(chat.error()["data"]["rule"], "no-chat-for-the-bot", "{}", chat.raw);
+    gw.server.shutdown().await.unwrap();
+}
