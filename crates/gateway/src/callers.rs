@@ -4,6 +4,7 @@
 //! sessions, permissions and audit see who is acting; a shared connection could only carry
 //! one identity per session.
 
+use crate::connect::Connector;
 use crate::credentials::Credentials;
 use crate::egress::{OAuthCredential, ResolvedOAuth, ResolvedUserToken};
 use crate::pipeline::ACCESS_DENIED;
@@ -49,6 +50,8 @@ pub struct CallerPool {
     acting: Acting,
     credentials: Arc<Credentials>,
     http: reqwest::Client,
+    /// Sends users without a token to connect their account, when the server allows it.
+    connector: Option<Arc<Connector>>,
     conns: Mutex<HashMap<String, CallerConn>>,
 }
 
@@ -61,7 +64,21 @@ impl CallerPool {
         credentials: Arc<Credentials>,
         http: reqwest::Client,
     ) -> CallerPool {
-        CallerPool { server: server.to_owned(), transport, options, acting, credentials, http, conns: Mutex::default() }
+        CallerPool {
+            server: server.to_owned(),
+            transport,
+            options,
+            acting,
+            credentials,
+            http,
+            connector: None,
+            conns: Mutex::default(),
+        }
+    }
+
+    /// Lets users without a token connect their account through `connector` (HTTP door).
+    pub fn with_connector(self, connector: Option<Arc<Connector>>) -> CallerPool {
+        CallerPool { connector, ..self }
     }
 
     /// True when only callers' connections exist: no shared identity lists the tools.
@@ -103,6 +120,10 @@ impl CallerPool {
                 };
                 let stored = portcullis_vault::user_secret(&settings.secret, &user);
                 if self.credentials.secrets().get(&stored).is_none() {
+                    let connectable = settings.authorize_url.is_some() && settings.client.is_some();
+                    if let Some(connector) = self.connector.as_ref().filter(|_| connectable) {
+                        return Err(connector.elicitation(&self.server, &user, &caller.subject()));
+                    }
                     let how = format!(
                         "it uses each user's own token, and there is none for `{user}`; an admin stores it with `portcullis secrets set {} --user {user}`",
                         settings.secret

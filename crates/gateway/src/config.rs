@@ -590,6 +590,9 @@ impl Config {
                 for (path, message) in auth.problems(&at) {
                     add(path, message);
                 }
+                if name == "callback" && auth.user_token.as_ref().is_some_and(|u| u.authorize_url.is_some()) {
+                    add(at.clone(), "`/connect/callback` is the gateway's own page: name this server otherwise".into());
+                }
                 if auth.token_exchange.is_some() && self.auth.as_ref().is_none_or(|a| a.jwt.is_none()) {
                     add(
                         format!("{at}.auth.token_exchange"),

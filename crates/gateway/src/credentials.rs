@@ -163,8 +163,12 @@ pub fn resolve(
     }
     let mut user_token = None;
     if let Some(u) = auth.and_then(|a| a.user_token.as_ref()) {
-        let refresh = u.refresh.as_ref().map(|o| client("user_token.refresh", o)).transpose()?;
-        user_token = Some(ResolvedUserToken { secret: u.secret.clone(), refresh });
+        let user_client = u.client.as_ref().map(|o| client("user_token.client", o)).transpose()?;
+        user_token = Some(ResolvedUserToken {
+            secret: u.secret.clone(),
+            client: user_client,
+            authorize_url: u.authorize_url.clone(),
+        });
     }
     Ok(Resolved { transport, oauth, exchange, user_token })
 }

@@ -43,10 +43,15 @@ pub struct UserTokenConfig {
     /// The vault secret holding each user's token: a plain token, or the provider's token
     /// JSON (`access_token`, `refresh_token`, `expires_at` in Unix seconds).
     pub secret: String,
-    /// Renews a user's expired token with the provider (OAuth refresh_token grant) and
-    /// stores the new one, when the token was stored with a refresh token.
+    /// The OAuth app at the provider: renews a user's expired token (refresh_token grant,
+    /// when the token was stored with a refresh token) and, with `authorize_url`, lets users
+    /// connect their own account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh: Option<OAuthClientConfig>,
+    pub client: Option<OAuthClientConfig>,
+    /// The provider's authorization endpoint: a user without a token is sent to connect
+    /// their account (OAuth authorization code with PKCE), and the token lands in the vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorize_url: Option<String>,
 }
 
 /// An OAuth 2.0 client the gateway is registered as at an authorization server.
@@ -96,11 +101,11 @@ pub enum ClientAuth {
 impl EgressAuth {
     /// The OAuth clients configured, with their field names.
     fn clients(&self) -> Vec<(&'static str, &OAuthClientConfig)> {
-        let refresh = self.user_token.as_ref().and_then(|u| u.refresh.as_ref());
+        let user_client = self.user_token.as_ref().and_then(|u| u.client.as_ref());
         [
             ("oauth", self.oauth.as_ref()),
             ("token_exchange", self.token_exchange.as_ref()),
-            ("user_token.refresh", refresh),
+            ("user_token.client", user_client),
         ]
         .into_iter()
         .filter_map(|(field, c)| c.map(|c| (field, c)))
@@ -130,8 +135,24 @@ impl EgressAuth {
                 "set exactly one of `bearer`, `oauth`, `token_exchange` and `user_token`".into(),
             ));
         }
-        if let Some(Err(why)) = self.user_token.as_ref().map(|u| portcullis_vault::check_name(&u.secret)) {
-            problems.push((format!("{at}.auth.user_token.secret"), format!("invalid secret name: {why}")));
+        if let Some(u) = &self.user_token {
+            if let Err(why) = portcullis_vault::check_name(&u.secret) {
+                problems.push((format!("{at}.auth.user_token.secret"), format!("invalid secret name: {why}")));
+            }
+            if let Some(url) = &u.authorize_url {
+                if !url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https")) {
+                    problems.push((
+                        format!("{at}.auth.user_token.authorize_url"),
+                        format!("`{url}` is not an http(s) URL"),
+                    ));
+                }
+                if u.client.is_none() {
+                    problems.push((
+                        format!("{at}.auth.user_token.client"),
+                        "connecting accounts (`authorize_url`) needs the OAuth app: token_url, client_id, client_secret".into(),
+                    ));
+                }
+            }
         }
         for (field, value) in self.secret_fields() {
             if portcullis_vault::reference(value).is_none() {
@@ -158,7 +179,8 @@ impl EgressAuth {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedUserToken {
     pub secret: String,
-    pub refresh: Option<ResolvedOAuth>,
+    pub client: Option<ResolvedOAuth>,
+    pub authorize_url: Option<String>,
 }
 
 /// An OAuth client with its secret filled in from the vault.

@@ -4,6 +4,7 @@
 
 use crate::callers::{Acting, CallerPool};
 use crate::config::{Config, ServerConfig, VirtualServerConfig};
+use crate::connect::Connector;
 use crate::credentials::{resolve, Credentials, Resolved};
 use crate::egress::OAuthCredential;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -214,6 +215,11 @@ impl Member {
         self.callers.as_ref().map(CallerPool::len)
     }
 
+    /// The per-user token settings, when the server uses them.
+    pub fn user_token(&self) -> Option<&crate::egress::ResolvedUserToken> {
+        self.resolved.as_ref().ok().and_then(|r| r.user_token.as_ref())
+    }
+
     /// True when the server has no shared connection, only users' own.
     pub fn per_user_only(&self) -> bool {
         self.callers.as_ref().is_some_and(CallerPool::per_user_only)
@@ -320,6 +326,7 @@ impl Federation {
         streams: &Arc<Streams>,
         http: &reqwest::Client,
         credentials: &Arc<Credentials>,
+        connector: Option<&Arc<Connector>>,
     ) -> Self {
         let secrets = credentials.secrets();
         let mut old: HashMap<&str, &Arc<Member>> =
@@ -356,7 +363,15 @@ impl Federation {
                     };
                     let callers = acting.map(|acting| {
                         let transport = resolved.transport.clone();
-                        CallerPool::new(&name, transport, options.clone(), acting, credentials.clone(), http.clone())
+                        let pool = CallerPool::new(
+                            &name,
+                            transport,
+                            options.clone(),
+                            acting,
+                            credentials.clone(),
+                            http.clone(),
+                        );
+                        pool.with_connector(connector.cloned())
                     });
                     let shared = if resolved.user_token.is_some() {
                         // Nobody's identity to connect with: only users' own connections.

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod callers;
 pub mod config;
+pub mod connect;
 pub mod credentials;
 pub mod door;
 pub mod egress;

@@ -2,6 +2,7 @@
 //! door, and config hot reload.
 
 use crate::config::{Config, ConfigError};
+use crate::connect::{ConnectState, Connector};
 use crate::credentials::Credentials;
 use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
@@ -44,6 +45,8 @@ pub struct Core {
     pub streams: Arc<Streams>,
     /// The vault's secrets the upstreams' transports refer to.
     credentials: Arc<Credentials>,
+    /// Issues the links users connect their accounts with (HTTP door only).
+    connector: Option<Arc<Connector>>,
     http: reqwest::Client,
     config_path: Option<PathBuf>,
     /// The HTTP door's allowed origins, updated on reload (unset for stdio).
@@ -52,7 +55,12 @@ pub struct Core {
 
 impl Core {
     /// Starts the upstream connections for `config`.
-    pub fn start(config: Config, config_path: Option<PathBuf>, credentials: Arc<Credentials>) -> Arc<Core> {
+    pub fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        credentials: Arc<Credentials>,
+        connector: Option<Arc<Connector>>,
+    ) -> Arc<Core> {
         let streams = Arc::new(Streams::default());
         // The builder only fails without a TLS backend, which is compiled in.
         let http = reqwest::Client::builder()
@@ -60,11 +68,12 @@ impl Core {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials);
+        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref());
         Arc::new(Core {
             gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
             credentials,
+            connector,
             http,
             config_path,
             origins: std::sync::OnceLock::new(),
@@ -104,7 +113,14 @@ impl Core {
     /// config and resolved credentials are unchanged keep their connections.
     fn rebuild(&self, config: Arc<Config>) {
         let old = self.gateway.federation();
-        let federation = Federation::build(config, Some(&old), &self.streams, &self.http, &self.credentials);
+        let federation = Federation::build(
+            config,
+            Some(&old),
+            &self.streams,
+            &self.http,
+            &self.credentials,
+            self.connector.as_ref(),
+        );
         self.gateway.replace(federation);
         for kind in ListKind::ALL {
             self.streams.broadcast(kind.notification(), None);
@@ -188,22 +204,42 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 }
 
 /// The session codec: sealed with the shared key when one is configured.
-fn session_codec(config: &Config) -> Result<SessionCodec, StartError> {
+fn session_codec(key: Option<&[u8; 32]>, config: &Config) -> SessionCodec {
     let max_age = config.sessions.max_age.as_secs();
-    let var = &config.sessions.key_env;
-    match std::env::var(var) {
-        Ok(value) => {
-            let bad = |why: &str| StartError::SessionKey { var: var.clone(), why: why.to_owned() };
-            let bytes =
-                base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad("it is not base64"))?;
-            let key: [u8; 32] = bytes.try_into().map_err(|_| bad("it must decode to exactly 32 bytes"))?;
-            Ok(SessionCodec::new(&key, max_age))
-        }
-        Err(_) => {
+    match key {
+        Some(key) => SessionCodec::new(key, max_age),
+        None => {
+            let var = &config.sessions.key_env;
             tracing::info!("${var} is not set: sessions are sealed with a random key and only valid on this process");
-            Ok(SessionCodec::ephemeral(max_age))
+            SessionCodec::ephemeral(max_age)
         }
     }
+}
+
+/// The shared sessions key, if configured.
+fn session_key(config: &Config) -> Result<Option<[u8; 32]>, StartError> {
+    let var = &config.sessions.key_env;
+    let Ok(value) = std::env::var(var) else { return Ok(None) };
+    let bad = |why: &str| StartError::SessionKey { var: var.clone(), why: why.to_owned() };
+    let bytes = base64::engine::general_purpose::STANDARD.decode(value.trim()).map_err(|_| bad("it is not base64"))?;
+    bytes.try_into().map(Some).map_err(|_| bad("it must decode to exactly 32 bytes"))
+}
+
+/// The connect-link sealer: a key derived from the sessions key (so replicas sharing it
+/// accept each other's links), never the sessions key itself; and where browsers reach
+/// this gateway (`auth.resource`'s origin, else the address it listens on).
+fn connector(config: &Config, session_key: Option<&[u8; 32]>, addr: SocketAddr) -> Connector {
+    use sha2::Digest;
+    let key: Option<[u8; 32]> =
+        session_key.map(|k| sha2::Sha256::digest([b"portcullis connect links v1\0".as_slice(), k].concat()).into());
+    let origin = config
+        .auth
+        .as_ref()
+        .and_then(|a| a.resource.as_deref())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    Connector::new(key.as_ref(), origin)
 }
 
 /// A gateway serving HTTP.
@@ -262,14 +298,16 @@ pub async fn serve_http(
     let addr = listen.unwrap_or(config.listen);
     check_listen(&config, addr)?;
     let door = Arc::new(Door::open(&config, config_path.as_deref(), &door::http_client()).await?);
-    let codec = Arc::new(session_codec(&config)?);
+    let key = session_key(&config)?;
+    let codec = Arc::new(session_codec(key.as_ref(), &config));
     let options = HttpOptions::default();
     options.allowed_origins.store(Arc::new(config.http.allowed_origins.clone()));
     let max_body = config.http.max_body_bytes;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
-    let core = Core::start(config, config_path, credentials);
+    let connector = Arc::new(connector(&config, key.as_ref(), addr));
+    let core = Core::start(config, config_path, credentials, Some(connector));
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), door.clone(), max_body);
@@ -290,7 +328,8 @@ pub async fn serve_http(
 pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let max_line = config.http.max_body_bytes;
     let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
-    let core = Core::start(config, config_path, credentials);
+    // No HTTP door, no connect pages: users without a token are told how to get one stored.
+    let core = Core::start(config, config_path, credentials, None);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
     core.follow_secrets(stop.clone());
@@ -310,7 +349,16 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {
     let gateway = core.gateway.clone();
     let virtual_servers: Endpoints = Arc::new(move |name| gateway.federation().virtual_servers.contains_key(name));
-    // Every MCP and admin route passes the door first; health and the OAuth metadata do not.
+    // Every MCP and admin route passes the door first; health, the OAuth metadata and the
+    // connect pages (a sealed, user-bound ticket is their credential) do not.
+    let connect = core.connector.clone().map(|connector| {
+        crate::connect::routes(ConnectState {
+            gateway: core.gateway.clone(),
+            credentials: core.credentials.clone(),
+            connector,
+            http: core.http.clone(),
+        })
+    });
     let admitted = routes(service, max_body, virtual_servers)
         .merge(crate::admin::routes(door.clone()))
         .layer(axum::middleware::from_fn_with_state(door.clone(), admit));
@@ -318,7 +366,7 @@ fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize)
         .route(METADATA_PATH, get(door::metadata))
         .route(&format!("{METADATA_PATH}/{{*resource}}"), get(door::metadata))
         .with_state(door);
-    admitted.merge(metadata).merge(
+    admitted.merge(metadata).merge(connect.unwrap_or_default()).merge(
         axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(core),
     )
 }

@@ -115,11 +115,11 @@ impl UserTokenCredential {
         let expired = token.expires_at.is_some_and(|at| at <= now.saturating_add(RENEW_BEFORE));
         let refused = self.refused.swap(false, Ordering::AcqRel);
         if expired || refused {
-            match (&token.refresh_token, &self.settings.refresh) {
+            match (&token.refresh_token, &self.settings.client) {
                 (Some(refresh_token), Some(client)) => {
                     let params =
                         vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.clone())];
-                    let issued = request_token(&self.http, client, params, "auth.user_token.refresh").await?;
+                    let issued = request_token(&self.http, client, params, "auth.user_token.client").await?;
                     token = StoredToken {
                         access_token: issued.access_token,
                         // Providers that do not rotate refresh tokens send none back.
@@ -135,7 +135,7 @@ impl UserTokenCredential {
                 }
                 _ if expired => {
                     return Err(self.fail(format!(
-                        "expired, and it cannot be renewed (no refresh token, or no `auth.user_token.refresh`); store a new one with `portcullis secrets set {} --user {}`",
+                        "expired, and it cannot be renewed (no refresh token, or no `auth.user_token.client`); store a new one with `portcullis secrets set {} --user {}`",
                         self.settings.secret, self.user
                     )));
                 }

@@ -229,7 +229,7 @@ servers:
     auth:
       user_token:
         secret: github
-        refresh: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app" }}
+        client: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app" }}
 "#,
         db = dir.path().join("p.db").display(),
         key = dir.path().join("vault.key").display(),
@@ -279,5 +279,140 @@ servers:
         got = call_as(&gw, &carol).await;
     }
     assert!(said_hi(&got), "{got}");
+    gw.server.shutdown().await.unwrap();
+}
+
+/// A provider's authorization endpoint and token endpoint for the authorization code grant
+/// with PKCE: it approves at once (the user is signed in there) and checks the verifier.
+#[derive(Default)]
+struct AuthCodeProvider {
+    accepted: PathBuf,
+    /// code -> (PKCE challenge, redirect_uri)
+    codes: Mutex<std::collections::HashMap<String, (String, String)>>,
+    authorize_queries: Mutex<Vec<std::collections::HashMap<String, String>>>,
+}
+
+async fn authorize(
+    State(p): State<Arc<AuthCodeProvider>>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    p.authorize_queries.lock().unwrap().push(q.clone());
+    let code = format!("code-{}", p.codes.lock().unwrap().len() + 1);
+    let (challenge, redirect) = (q["code_challenge"].clone(), q["redirect_uri"].clone());
+    p.codes.lock().unwrap().insert(code.clone(), (challenge, redirect.clone()));
+    let state: String = url::form_urlencoded::byte_serialize(q["state"].as_bytes()).collect();
+    let location = format!("{redirect}?code={code}&state={state}");
+    (StatusCode::FOUND, [("location", location)]).into_response()
+}
+
+async fn code_token(State(p): State<Arc<AuthCodeProvider>>, body: String) -> Response {
+    use base64::Engine;
+    use sha2::Digest;
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let Some((challenge, redirect)) = form.get("code").and_then(|c| p.codes.lock().unwrap().remove(c)) else {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
+    };
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    if computed != challenge
+        || form.get("redirect_uri") != Some(&redirect)
+        || form["grant_type"] != "authorization_code"
+    {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "error": "invalid_grant" }))).into_response();
+    }
+    std::fs::write(&p.accepted, "dora-token").unwrap();
+    Json(
+        json!({ "access_token": "dora-token", "refresh_token": "dora-r1", "token_type": "Bearer", "expires_in": 3600 }),
+    )
+    .into_response()
+}
+
+#[tokio::test]
+async fn a_user_connects_their_own_account_through_a_url_elicitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let accepted = dir.path().join("accepted");
+    std::fs::write(&accepted, "").unwrap();
+    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
+    let provider = Arc::new(AuthCodeProvider { accepted: accepted.clone(), ..AuthCodeProvider::default() });
+    let idp_port = serve(
+        axum::Router::new()
+            .route("/authorize", axum::routing::get(authorize))
+            .route("/token", axum::routing::post(code_token))
+            .with_state(provider.clone()),
+    )
+    .await;
+    let api_port =
+        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
+    let vault = vault(dir.path()).await;
+    vault.set("gh_app", &"gh-app-secret".into()).await.unwrap();
+    let dora = key_for(vault.store(), "dora").await;
+    let yaml = format!(
+        r#"
+auth: {{ api_keys: {{}} }}
+store: {{ path: "{db}" }}
+vault: {{ key_file: "{key}" }}
+servers:
+  gh:
+    http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
+    auth:
+      user_token:
+        secret: github
+        authorize_url: "http://127.0.0.1:{idp_port}/authorize"
+        client: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app", scopes: [repo] }}
+"#,
+        db = dir.path().join("p.db").display(),
+        key = dir.path().join("vault.key").display(),
+    );
+    let gw = Gateway::start(&yaml, BIN).await;
+
+    // No token yet: a URL elicitation (MCP 2025-11-25) to connect the account.
+    let asked = call_as(&gw, &dora).await;
+    assert_eq!(asked["error"]["code"], -32042, "{asked}");
+    let elicitation = &asked["error"]["data"]["elicitations"][0];
+    assert_eq!(elicitation["mode"], "url");
+    let url = elicitation["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/connect/gh?ticket=", gw.base())), "{url}");
+
+    // A forged or altered ticket connects nothing.
+    let forged = reqwest::get(format!("{url}x")).await.unwrap();
+    assert_eq!(forged.status(), 400);
+    let elsewhere = reqwest::get(url.replace("/connect/gh?", "/connect/other?")).await.unwrap();
+    assert_eq!(elsewhere.status(), 400);
+
+    // The user's browser: gateway -> provider (consent) -> gateway callback -> token stored.
+    let page = reqwest::get(&url).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("Connected") && text.contains("dora"), "{text}");
+    let query = provider.authorize_queries.lock().unwrap()[0].clone();
+    assert_eq!((query["client_id"].as_str(), query["code_challenge_method"].as_str()), ("gh-app", "S256"));
+    assert_eq!(query["redirect_uri"], format!("{}/connect/callback", gw.base()));
+    assert_eq!(query["scope"], "repo");
+    assert!(!text.contains("dora-token"), "the token is not shown");
+
+    // The account is connected: the call goes through as dora; the token is in the vault.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = call_as(&gw, &dora).await;
+    while !said_hi(&got) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = call_as(&gw, &dora).await;
+    }
+    assert!(said_hi(&got), "{got}");
+    let (secrets, _) = vault.snapshot().await.unwrap();
+    let stored: Value = serde_json::from_str(secrets.get("github@dora").unwrap().expose_secret()).unwrap();
+    assert_eq!(
+        (stored["access_token"].as_str(), stored["refresh_token"].as_str()),
+        (Some("dora-token"), Some("dora-r1"))
+    );
+    // The code is single use: replaying the callback connects nothing.
+    let replay = reqwest::get(format!(
+        "{}/connect/callback?code=code-1&state={}",
+        gw.base(),
+        url::form_urlencoded::byte_serialize(query["state"].as_bytes()).collect::<String>()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(replay.status(), 502, "{}", replay.text().await.unwrap());
     gw.server.shutdown().await.unwrap();
 }
