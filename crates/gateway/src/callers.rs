@@ -53,6 +53,8 @@ pub struct CallerPool {
     /// Sends users without a token to connect their account, when the server allows it.
     connector: Option<Arc<Connector>>,
     conns: Mutex<HashMap<String, CallerConn>>,
+    idle: Duration,
+    max_callers: usize,
 }
 
 impl CallerPool {
@@ -73,6 +75,8 @@ impl CallerPool {
             http,
             connector: None,
             conns: Mutex::default(),
+            idle: IDLE,
+            max_callers: MAX_CALLERS,
         }
     }
 
@@ -170,14 +174,14 @@ impl CallerPool {
     /// Closes idle connections, and the least recently used one when the pool is full.
     fn evict(&self, conns: &mut HashMap<String, CallerConn>, now: Instant) {
         conns.retain(|caller, conn| {
-            let keep = now.duration_since(conn.last_used) < IDLE;
+            let keep = now.duration_since(conn.last_used) < self.idle;
             if !keep {
                 tracing::debug!(server = %self.server, %caller, "closing an idle caller connection");
                 conn.upstream.shutdown();
             }
             keep
         });
-        if conns.len() >= MAX_CALLERS {
+        if conns.len() >= self.max_callers {
             let oldest = conns.iter().min_by_key(|(_, c)| c.last_used).map(|(k, _)| k.clone());
             if let Some(conn) = oldest.and_then(|k| conns.remove(&k)) {
                 conn.upstream.shutdown();
@@ -199,5 +203,56 @@ impl CallerPool {
         for (_, conn) in lock(&self.conns).drain() {
             conn.upstream.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_core::PresentedToken;
+    use portcullis_mcp::client::spec::HttpSpec;
+
+    fn caller(user: &str) -> Principal {
+        Principal { user: Some(user.into()), presented: Some(PresentedToken::new("jwt")), ..Principal::default() }
+    }
+
+    #[tokio::test]
+    async fn idle_and_least_recently_used_connections_are_closed() {
+        let client: ResolvedOAuth = ResolvedOAuth::new(
+            "s",
+            &serde_json::from_value(serde_json::json!({
+                "token_url": "http://127.0.0.1:9/token", "client_id": "c", "client_secret": "secret:x"
+            }))
+            .unwrap(),
+            "x".into(),
+        );
+        let transport =
+            TransportSpec::Http(HttpSpec { url: "http://127.0.0.1:9/mcp".into(), headers: Default::default() });
+        let pool = CallerPool {
+            idle: Duration::from_millis(200),
+            max_callers: 2,
+            ..CallerPool::new(
+                "s",
+                transport,
+                UpstreamOptions::default(),
+                Acting::Exchange(client),
+                Arc::new(Credentials::none()),
+                reqwest::Client::new(),
+            )
+        };
+        let a = pool.upstream_for(&caller("a")).unwrap();
+        assert!(Arc::ptr_eq(&a, &pool.upstream_for(&caller("a")).unwrap()), "a caller keeps their connection");
+        pool.upstream_for(&caller("b")).unwrap();
+        pool.upstream_for(&caller("c")).unwrap();
+        assert_eq!(pool.len(), 2, "the pool is full: the least recently used (a) went");
+        assert!(!Arc::ptr_eq(&a, &pool.upstream_for(&caller("a")).unwrap()), "a gets a new connection");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        pool.upstream_for(&caller("d")).unwrap();
+        assert_eq!(pool.len(), 1, "idle connections were closed");
+        let anonymous = Principal::default();
+        let refused = pool.upstream_for(&anonymous).unwrap_err();
+        assert!(refused.message.contains("API keys cannot be exchanged"), "{}", refused.message);
+        pool.shutdown();
+        assert!(pool.is_empty());
     }
 }
