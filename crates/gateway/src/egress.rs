@@ -231,10 +231,54 @@ fn refresh_margin(lifetime: Duration) -> Duration {
 /// Longest wait for the token endpoint.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
 
-struct Token {
-    value: HeaderValue,
-    /// When to fetch a new one; `None` when the server gave no lifetime (kept until refused).
-    refresh_at: Option<Instant>,
+/// An issued token: the header value, and when to fetch a new one (`None` when the server
+/// gave no lifetime: kept until refused).
+pub struct Token {
+    pub value: HeaderValue,
+    pub refresh_at: Option<Instant>,
+}
+
+/// One cached token shared by every request of a credential, fetched by one request while
+/// the others wait for it.
+#[derive(Default)]
+pub struct TokenCache {
+    token: Mutex<Option<Token>>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl TokenCache {
+    fn current(&self) -> Option<HeaderValue> {
+        let token = portcullis_mcp::peer::lock(&self.token);
+        token.as_ref().filter(|t| t.refresh_at.is_none_or(|at| Instant::now() < at)).map(|t| t.value.clone())
+    }
+
+    /// The cached value while it is fresh, else what `fetch` gets (fetched once at a time).
+    pub async fn get<F>(&self, fetch: impl FnOnce() -> F) -> Result<HeaderValue, UpstreamError>
+    where
+        F: std::future::Future<Output = Result<Token, UpstreamError>>,
+    {
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let _one_fetch = self.fetching.lock().await;
+        if let Some(v) = self.current() {
+            return Ok(v);
+        }
+        let token = fetch().await?;
+        let value = token.value.clone();
+        *portcullis_mcp::peer::lock(&self.token) = Some(token);
+        Ok(value)
+    }
+
+    /// Forgets the cached value if it is `value` (the upstream refused it); true if so.
+    pub fn forget(&self, value: &HeaderValue) -> bool {
+        let mut token = portcullis_mcp::peer::lock(&self.token);
+        let refused = token.as_ref().is_some_and(|t| t.value == *value);
+        if refused {
+            *token = None;
+        }
+        refused
+    }
 }
 
 /// Which grant gets the token.
@@ -252,8 +296,7 @@ pub struct OAuthCredential {
     client: ResolvedOAuth,
     http: reqwest::Client,
     grant: Grant,
-    token: Mutex<Option<Token>>,
-    fetching: tokio::sync::Mutex<()>,
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for OAuthCredential {
@@ -292,7 +335,7 @@ impl OAuthCredential {
     }
 
     fn with_grant(client: ResolvedOAuth, http: reqwest::Client, grant: Grant) -> OAuthCredential {
-        OAuthCredential { client, http, grant, token: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) }
+        OAuthCredential { client, http, grant, cache: TokenCache::default() }
     }
 
     /// Remembers the caller's newest token for the next exchange (the current upstream
@@ -304,25 +347,6 @@ impl OAuthCredential {
                 *subject = presented.clone();
             }
         }
-    }
-
-    fn current(&self) -> Option<HeaderValue> {
-        let token = portcullis_mcp::peer::lock(&self.token);
-        token.as_ref().filter(|t| t.refresh_at.is_none_or(|at| Instant::now() < at)).map(|t| t.value.clone())
-    }
-
-    async fn get(&self) -> Result<HeaderValue, UpstreamError> {
-        if let Some(v) = self.current() {
-            return Ok(v);
-        }
-        let _one_fetch = self.fetching.lock().await;
-        if let Some(v) = self.current() {
-            return Ok(v);
-        }
-        let token = self.fetch().await?;
-        let value = token.value.clone();
-        *portcullis_mcp::peer::lock(&self.token) = Some(token);
-        Ok(value)
     }
 
     async fn fetch(&self) -> Result<Token, UpstreamError> {
@@ -455,14 +479,12 @@ pub fn unix_now() -> u64 {
 
 impl Credential for OAuthCredential {
     fn authorization(&self) -> BoxFuture<'_, Result<HeaderValue, UpstreamError>> {
-        Box::pin(self.get())
+        Box::pin(self.cache.get(|| self.fetch()))
     }
 
     fn refused(&self, value: &HeaderValue) {
-        let mut token = portcullis_mcp::peer::lock(&self.token);
-        if token.as_ref().is_some_and(|t| t.value == *value) {
+        if self.cache.forget(value) {
             tracing::info!(server = %self.client.server, "the upstream refused the access token; fetching a new one");
-            *token = None;
         }
     }
 }

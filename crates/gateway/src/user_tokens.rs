@@ -4,16 +4,15 @@
 //! when it expires (the renewed token goes back into the vault).
 
 use crate::credentials::Credentials;
-use crate::egress::{bearer, refresh_due, request_token, unix_now, ResolvedUserToken};
+use crate::egress::{bearer, refresh_due, request_token, unix_now, ResolvedUserToken, Token, TokenCache};
 use futures::future::BoxFuture;
 use portcullis_mcp::client::credential::Credential;
 use portcullis_mcp::client::UpstreamError;
-use portcullis_mcp::peer::lock;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A stored token is renewed this long before it expires.
@@ -50,10 +49,9 @@ pub struct UserTokenCredential {
     settings: ResolvedUserToken,
     credentials: Arc<Credentials>,
     http: reqwest::Client,
-    token: Mutex<Option<(HeaderValue, Option<Instant>)>>,
+    cache: TokenCache,
     /// The upstream refused the last token: renew it even if it is not due.
     refused: AtomicBool,
-    fetching: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for UserTokenCredential {
@@ -80,29 +78,17 @@ impl UserTokenCredential {
             settings,
             credentials,
             http,
-            token: Mutex::new(None),
+            cache: TokenCache::default(),
             refused: AtomicBool::new(false),
-            fetching: tokio::sync::Mutex::new(()),
         }
-    }
-
-    fn current(&self) -> Option<HeaderValue> {
-        let token = lock(&self.token);
-        token.as_ref().filter(|(_, due)| due.is_none_or(|at| Instant::now() < at)).map(|(v, _)| v.clone())
     }
 
     fn fail(&self, why: String) -> UpstreamError {
         UpstreamError::Unavailable(format!("{}: the token of user `{}`: {why}", self.server, self.user))
     }
 
-    async fn get(&self) -> Result<HeaderValue, UpstreamError> {
-        if let Some(v) = self.current() {
-            return Ok(v);
-        }
-        let _one_fetch = self.fetching.lock().await;
-        if let Some(v) = self.current() {
-            return Ok(v);
-        }
+    /// The user's token from the vault, renewed first when it is due (or was refused).
+    async fn fetch(&self) -> Result<Token, UpstreamError> {
         let secrets = self.credentials.secrets();
         let stored = secrets.get(&self.stored_name).ok_or_else(|| {
             self.fail(format!(
@@ -145,24 +131,21 @@ impl UserTokenCredential {
         }
         let value =
             bearer(&token.access_token).ok_or_else(|| self.fail("empty or not valid in an HTTP header".into()))?;
-        let due = token.expires_at.and_then(|at| {
+        let refresh_at = token.expires_at.and_then(|at| {
             let left = Duration::from_secs(at.saturating_sub(unix_now()));
             refresh_due(Instant::now(), left)
         });
-        *lock(&self.token) = Some((value.clone(), due));
-        Ok(value)
+        Ok(Token { value, refresh_at })
     }
 }
 
 impl Credential for UserTokenCredential {
     fn authorization(&self) -> BoxFuture<'_, Result<HeaderValue, UpstreamError>> {
-        Box::pin(self.get())
+        Box::pin(self.cache.get(|| self.fetch()))
     }
 
     fn refused(&self, value: &HeaderValue) {
-        let mut token = lock(&self.token);
-        if token.as_ref().is_some_and(|(v, _)| v == value) {
-            *token = None;
+        if self.cache.forget(value) {
             self.refused.store(true, Ordering::Release);
         }
     }

@@ -14,7 +14,7 @@ use portcullis_testkit::{Client, Gateway};
 use portcullis_vault::{KeySource, Vault, VaultKey};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,9 +56,35 @@ async fn serve(app: axum::Router) -> u16 {
     port
 }
 
-async fn vault(dir: &Path) -> Vault {
-    let key = VaultKey::from_bytes([9; 32], KeySource::File(dir.join("vault.key")));
-    Vault::open(Store::open(&dir.join("p.db")).await.unwrap(), &key).await.unwrap()
+/// A temp dir with the vault key and the store, the vault, and a demo upstream that
+/// answers only the bearers listed in the file `accepted`.
+struct Fixture {
+    dir: tempfile::TempDir,
+    accepted: PathBuf,
+    vault: Vault,
+    api_port: u16,
+}
+
+impl Fixture {
+    async fn new(accepted_now: &str) -> Fixture {
+        use base64::Engine;
+        let dir = tempfile::tempdir().unwrap();
+        let accepted = dir.path().join("accepted");
+        std::fs::write(&accepted, accepted_now).unwrap();
+        std::fs::write(dir.path().join("vault.key"), base64::engine::general_purpose::STANDARD.encode([9u8; 32]))
+            .unwrap();
+        let options = DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() };
+        let api_port = serve(http_app(&options)).await;
+        let key = VaultKey::from_bytes([9; 32], KeySource::File(dir.path().join("vault.key")));
+        let vault = Vault::open(Store::open(&dir.path().join("p.db")).await.unwrap(), &key).await.unwrap();
+        Fixture { dir, accepted, vault, api_port }
+    }
+
+    /// A gateway config: this fixture's store and vault key, then `rest`.
+    fn config(&self, rest: &str) -> String {
+        let (db, key) = (self.dir.path().join("p.db"), self.dir.path().join("vault.key"));
+        format!("store: {{ path: \"{}\" }}\nvault: {{ key_file: \"{}\" }}\n{rest}", db.display(), key.display())
+    }
 }
 
 async fn echo(c: &mut Client) -> Value {
@@ -71,21 +97,13 @@ fn said_hi(v: &Value) -> bool {
 
 #[tokio::test]
 async fn client_credentials_tokens_are_cached_refreshed_and_replaced_when_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let accepted = dir.path().join("accepted");
-    std::fs::write(&accepted, "").unwrap();
-    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
-    let idp = Arc::new(Idp { accepted: accepted.clone(), issued: Mutex::default(), forms: Mutex::default() });
+    let f = Fixture::new("").await;
+    let idp = Arc::new(Idp { accepted: f.accepted.clone(), issued: Mutex::default(), forms: Mutex::default() });
     let idp_port = serve(axum::Router::new().route("/token", axum::routing::post(token)).with_state(idp.clone())).await;
-    let api_port =
-        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
-    let vault = vault(dir.path()).await;
-    vault.set("idp_client", &CLIENT_SECRET.into()).await.unwrap();
-
-    let yaml = format!(
+    f.vault.set("idp_client", &CLIENT_SECRET.into()).await.unwrap();
+    let api_port = f.api_port;
+    let yaml = f.config(&format!(
         r#"
-store: {{ path: "{db}" }}
-vault: {{ key_file: "{key}" }}
 servers:
   api:
     http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
@@ -96,10 +114,8 @@ servers:
         client_secret: "secret:idp_client"
         scopes: [mcp.read, mcp.write]
         resource: "http://127.0.0.1:{api_port}/mcp"
-"#,
-        db = dir.path().join("p.db").display(),
-        key = dir.path().join("vault.key").display(),
-    );
+"#
+    ));
     let gw = Gateway::start(&yaml, BIN).await;
     let started = Instant::now();
     let mut client = Client::connect(&gw.url, json!({})).await;
@@ -123,7 +139,7 @@ servers:
 
     // The upstream stops accepting every token (revoked at the provider): the gateway gets
     // a 401, fetches a new token and the call still succeeds.
-    std::fs::write(&accepted, "").unwrap();
+    std::fs::write(&f.accepted, "").unwrap();
     let before = idp.issued.lock().unwrap().len();
     let got = echo(&mut client).await;
     assert!(said_hi(&got), "the call went through with a fresh token: {got}");
@@ -131,7 +147,7 @@ servers:
 
     // A wrong client secret in the vault: the server goes down, saying what the provider
     // said, never the secret.
-    vault.rotate("idp_client", &WRONG_SECRET.into()).await.unwrap();
+    f.vault.rotate("idp_client", &WRONG_SECRET.into()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut ready = Value::Null;
     while Instant::now() < deadline {
@@ -149,7 +165,7 @@ servers:
     }
 
     // The right secret again: the server comes back without a restart.
-    vault.rotate("idp_client", &CLIENT_SECRET.into()).await.unwrap();
+    f.vault.rotate("idp_client", &CLIENT_SECRET.into()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut back = false;
     while Instant::now() < deadline && !back {
@@ -164,11 +180,6 @@ servers:
 /// When the gateway replaces a token: half its life, for lives under two minutes.
 fn half_life() -> Duration {
     Duration::from_secs(LIFETIME) / 2
-}
-
-fn base64_key() -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode([9u8; 32])
 }
 
 /// The provider's refresh_token grant: `bob-r1` (once) buys a new token for bob.
@@ -196,20 +207,15 @@ async fn call_as(gw: &Gateway, key: &str) -> Value {
 
 #[tokio::test]
 async fn each_user_reaches_the_upstream_with_their_own_token_from_the_vault() {
-    let dir = tempfile::tempdir().unwrap();
-    let accepted = dir.path().join("accepted");
-    std::fs::write(&accepted, "alice-token").unwrap();
-    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
+    let f = Fixture::new("alice-token").await;
     let idp = Arc::new(Idp {
-        accepted: accepted.clone(),
+        accepted: f.accepted.clone(),
         issued: Mutex::new(vec!["alice-token".into()]),
         forms: Mutex::default(),
     });
     let idp_port =
         serve(axum::Router::new().route("/token", axum::routing::post(refresh_endpoint)).with_state(idp.clone())).await;
-    let api_port =
-        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
-    let vault = vault(dir.path()).await;
+    let vault = &f.vault;
     vault.set("gh_app", &"gh-app-secret".into()).await.unwrap();
     vault.set("github@alice", &"alice-token".into()).await.unwrap();
     let expired = json!({ "access_token": "bob-old", "refresh_token": "bob-r1", "expires_at": 1_000 });
@@ -217,12 +223,10 @@ async fn each_user_reaches_the_upstream_with_their_own_token_from_the_vault() {
     let store = vault.store().clone();
     let (alice, bob, carol) =
         (key_for(&store, "alice").await, key_for(&store, "bob").await, key_for(&store, "carol").await);
-
-    let yaml = format!(
+    let (accepted, api_port) = (f.accepted.clone(), f.api_port);
+    let yaml = f.config(&format!(
         r#"
 auth: {{ api_keys: {{}} }}
-store: {{ path: "{db}" }}
-vault: {{ key_file: "{key}" }}
 servers:
   gh:
     http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
@@ -230,10 +234,8 @@ servers:
       user_token:
         secret: github
         client: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app" }}
-"#,
-        db = dir.path().join("p.db").display(),
-        key = dir.path().join("vault.key").display(),
-    );
+"#
+    ));
     let gw = Gateway::start(&yaml, BIN).await;
 
     // Carol has no token: the tools cannot be listed through her, and a call says what to do.
@@ -330,11 +332,8 @@ async fn code_token(State(p): State<Arc<AuthCodeProvider>>, body: String) -> Res
 
 #[tokio::test]
 async fn a_user_connects_their_own_account_through_a_url_elicitation() {
-    let dir = tempfile::tempdir().unwrap();
-    let accepted = dir.path().join("accepted");
-    std::fs::write(&accepted, "").unwrap();
-    std::fs::write(dir.path().join("vault.key"), base64_key()).unwrap();
-    let provider = Arc::new(AuthCodeProvider { accepted: accepted.clone(), ..AuthCodeProvider::default() });
+    let f = Fixture::new("").await;
+    let provider = Arc::new(AuthCodeProvider { accepted: f.accepted.clone(), ..AuthCodeProvider::default() });
     let idp_port = serve(
         axum::Router::new()
             .route("/authorize", axum::routing::get(authorize))
@@ -342,16 +341,13 @@ async fn a_user_connects_their_own_account_through_a_url_elicitation() {
             .with_state(provider.clone()),
     )
     .await;
-    let api_port =
-        serve(http_app(&DemoOptions { bearer_file: Some(accepted.clone()), ..DemoOptions::default() })).await;
-    let vault = vault(dir.path()).await;
+    let vault = &f.vault;
     vault.set("gh_app", &"gh-app-secret".into()).await.unwrap();
     let dora = key_for(vault.store(), "dora").await;
-    let yaml = format!(
+    let api_port = f.api_port;
+    let yaml = f.config(&format!(
         r#"
 auth: {{ api_keys: {{}} }}
-store: {{ path: "{db}" }}
-vault: {{ key_file: "{key}" }}
 servers:
   gh:
     http: {{ url: "http://127.0.0.1:{api_port}/mcp" }}
@@ -360,10 +356,8 @@ servers:
         secret: github
         authorize_url: "http://127.0.0.1:{idp_port}/authorize"
         client: {{ token_url: "http://127.0.0.1:{idp_port}/token", client_id: gh-app, client_secret: "secret:gh_app", scopes: [repo] }}
-"#,
-        db = dir.path().join("p.db").display(),
-        key = dir.path().join("vault.key").display(),
-    );
+"#
+    ));
     let gw = Gateway::start(&yaml, BIN).await;
 
     // No token yet: a URL elicitation (MCP 2025-11-25) to connect the account.

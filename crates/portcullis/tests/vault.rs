@@ -72,6 +72,20 @@ impl Drop for Process {
     }
 }
 
+/// `portcullis demo-server` over HTTP, answering only bearers listed in `accepted`.
+async fn demo_requiring_bearer(accepted: &Path) -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args(["demo-server", "--listen", &format!("127.0.0.1:{port}"), "--require-bearer-file"])
+        .arg(accepted)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port).await;
+    (Process(child), port)
+}
+
 /// A gateway process whose stdout and stderr go to files.
 struct GatewayProcess {
     _child: Process,
@@ -142,32 +156,13 @@ async fn vault_secrets_reach_upstreams_rotate_without_restart_and_never_leak() {
     // An HTTP upstream that only answers callers presenting the bearer in `accepted`.
     let accepted = dir.path().join("accepted");
     std::fs::write(&accepted, API_V1).unwrap();
-    let api_port = free_port();
-    let api = Process(
-        Command::new(BIN)
-            .args(["demo-server", "--listen", &format!("127.0.0.1:{api_port}"), "--require-bearer-file"])
-            .arg(&accepted)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(api_port).await;
+    let (api, api_port) = demo_requiring_bearer(&accepted).await;
 
     // A second one behind OAuth client credentials: the token endpoint (in this test) checks
     // the planted client secret and issues the planted access token.
     let oauth_accepted = dir.path().join("oauth-accepted");
     std::fs::write(&oauth_accepted, OAUTH_TOKEN).unwrap();
-    let oauth_port = free_port();
-    let oauth_api = Process(
-        Command::new(BIN)
-            .args(["demo-server", "--listen", &format!("127.0.0.1:{oauth_port}"), "--require-bearer-file"])
-            .arg(&oauth_accepted)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (oauth_api, oauth_port) = demo_requiring_bearer(&oauth_accepted).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let token_url = format!("http://{}/token", listener.local_addr().unwrap());
     let token_endpoint = axum::Router::new().route(
@@ -186,7 +181,6 @@ async fn vault_secrets_reach_upstreams_rotate_without_restart_and_never_leak() {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, token_endpoint).await });
-    wait_port(oauth_port).await;
 
     let config = dir.path().join("portcullis.yaml");
     std::fs::write(
