@@ -42,24 +42,26 @@ struct Secrets<'a> {
 impl Secrets<'_> {
     /// `portcullis secrets <args>`, with `stdin` as input; returns (ok, stdout + stderr).
     fn run(&self, args: &[&str], stdin: &str, out: &mut Output) -> (bool, String) {
-        use std::io::Write;
-        let mut child = Command::new(BIN)
-            .arg("secrets")
-            .args(args)
-            .arg("--config")
-            .arg(self.config)
-            .env("PORTCULLIS_VAULT_KEY", VAULT_KEY)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let done = child.wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&done.stdout), String::from_utf8_lossy(&done.stderr));
+        let (ok, text) = secrets_cli(self.config, args, stdin, Some(VAULT_KEY));
         out.add(&format!("secrets {args:?}"), &text);
-        (done.status.success(), text)
+        (ok, text)
     }
+}
+
+/// `portcullis secrets <args> --config <config>` with `stdin` as input (and the vault key in
+/// `$PORTCULLIS_VAULT_KEY` if given): (success, stdout + stderr).
+fn secrets_cli(config: &Path, args: &[&str], stdin: &str, key: Option<&str>) -> (bool, String) {
+    use std::io::Write;
+    let mut command = Command::new(BIN);
+    command.arg("secrets").args(args).arg("--config").arg(config);
+    if let Some(key) = key {
+        command.env("PORTCULLIS_VAULT_KEY", key);
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let done = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&done.stdout), String::from_utf8_lossy(&done.stderr));
+    (done.status.success(), text)
 }
 
 /// A child process, killed when dropped (also when a test fails half way).
@@ -332,25 +334,7 @@ fn a_config_that_uses_secrets_needs_the_vault_key_to_start() {
     let key_file = dir.path().join("vault.key");
     std::fs::write(&key_file, format!("{VAULT_KEY}\n")).unwrap();
     std::fs::write(&config, "vault: { key_file: vault.key }\n").unwrap();
-    let secrets = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(BIN)
-            .arg("secrets")
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    };
+    let secrets = |args: &[&str], stdin: &str| secrets_cli(&config, args, stdin, None);
     let (ok, text) = secrets(&["set", "tok"], "value-1");
     assert!(ok, "{text}");
     std::fs::write(&key_file, "c29tZSBvdGhlciBrZXkgb2YgdGhpcnR5LXR3byBieXQ=\n").unwrap();
