@@ -271,6 +271,12 @@ impl Config {
         }
     }
 
+    /// True when some server needs the vault: `secret:NAME` values, or users' own tokens.
+    pub fn uses_vault(&self) -> bool {
+        !self.secret_refs().is_empty()
+            || self.servers.values().any(|s| s.auth.as_ref().is_some_and(|a| a.user_token.is_some()))
+    }
+
     /// Every `secret:NAME` value of the servers' environments and headers, in config order.
     pub fn secret_refs(&self) -> Vec<SecretRef> {
         let mut refs = Vec::new();

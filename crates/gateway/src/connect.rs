@@ -187,10 +187,9 @@ async fn callback(State(state): State<ConnectState>, Query(query): Query<HashMap
     let (Some(code), Some(verifier)) = (query.get("code"), sealed.verifier.clone()) else {
         return page(StatusCode::BAD_REQUEST, "Cannot connect: the provider sent no code.".into());
     };
-    let Some(client) = settings_of(&state, &sealed.server).and_then(|s| s.client) else {
+    let Some((secret, Some(client))) = settings_of(&state, &sealed.server).map(|s| (s.secret, s.client)) else {
         return page(StatusCode::NOT_FOUND, format!("Server `{}` does not connect user accounts.", sealed.server));
     };
-    let settings = settings_of(&state, &sealed.server);
     let params = vec![
         ("grant_type", "authorization_code".to_owned()),
         ("code", code.clone()),
@@ -209,7 +208,6 @@ async fn callback(State(state): State<ConnectState>, Query(query): Query<HashMap
         "refresh_token": issued.refresh_token,
         "expires_at": issued.expires_at,
     });
-    let secret = settings.map(|s| s.secret).unwrap_or_default();
     let name = portcullis_vault::user_secret(&secret, &sealed.user);
     if let Err(e) = state.credentials.store(&name, &SecretString::from(token.to_string())).await {
         tracing::error!(server = %sealed.server, user = %sealed.user, error = %e, "cannot store a connected account's token");

@@ -34,13 +34,13 @@ impl Credentials {
         Credentials { vault: None, current: ArcSwap::from_pointee(Secrets::default()) }
     }
 
-    /// Opens the vault when a key is available. A config that refers to secrets needs one:
-    /// without it the gateway does not start.
+    /// Opens the vault when a key is available. A config that needs the vault (secrets,
+    /// users' own tokens) needs one: without it the gateway does not start.
     pub async fn open(config: &Config, config_path: Option<&Path>) -> Result<Credentials, VaultError> {
         let refs = config.secret_refs();
         let key = match VaultKey::load(&config.vault_key_source(config_path)) {
             Ok(key) => key,
-            Err(VaultError::NoKey { .. }) if refs.is_empty() => return Ok(Credentials::none()),
+            Err(VaultError::NoKey { .. }) if !config.uses_vault() => return Ok(Credentials::none()),
             Err(e) => return Err(e),
         };
         let store = Store::open(&config.store_path(config_path)).await?;

@@ -96,7 +96,7 @@ impl Core {
         if old.config.auth != config.auth || old.config.store != config.store || old.config.vault != config.vault {
             tracing::warn!("`auth`, `store` and `vault` changes take effect after a restart");
         }
-        if !self.credentials.has_vault() && !config.secret_refs().is_empty() {
+        if !self.credentials.has_vault() && config.uses_vault() {
             tracing::error!(
                 "the config now refers to vault secrets, but the gateway started without a vault key: restart it with ${} set",
                 config.vault.key_env
