@@ -1,15 +1,19 @@
-//! The admin API: API keys, the same operations as `portcullis keys`.
+//! The admin API: API keys and vault secrets, the same operations as `portcullis keys` and
+//! `portcullis secrets`.
 //!
 //! `GET /admin/keys`, `POST /admin/keys` (`{user, team, app, roles, expires}`),
-//! `POST /admin/keys/{id}/rotate` (`{grace}`), `DELETE /admin/keys/{id}`. Callers pass the
-//! front door like everyone else and must hold the `admin` role; a gateway without `auth`
-//! (anonymous, loopback only) lets its local callers administer it.
+//! `POST /admin/keys/{id}/rotate` (`{grace}`), `DELETE /admin/keys/{id}`;
+//! `GET /admin/secrets` (names, users, versions: never values), `PUT /admin/secrets/{name}`
+//! (`{value, user}`), `DELETE /admin/secrets/{name}` (`?user=`). Callers pass the front door
+//! like everyone else and must hold the `admin` role; a gateway without `auth` (anonymous,
+//! loopback only) lets its local callers administer it.
 
+use crate::credentials::Credentials;
 use crate::door::Door;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json};
 use portcullis_core::Principal;
 use portcullis_policy::keyadmin::{self, record_json, Holder, KeyAdminError};
@@ -22,12 +26,17 @@ use std::time::Duration;
 /// The role that may use the admin API.
 pub const ADMIN_ROLE: &str = "admin";
 
-pub fn routes(door: Arc<Door>) -> axum::Router {
-    axum::Router::new()
+pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>) -> axum::Router {
+    let keys = axum::Router::new()
         .route("/admin/keys", get(list).post(create))
         .route("/admin/keys/{id}/rotate", post(rotate))
         .route("/admin/keys/{id}", delete(revoke))
-        .with_state(door)
+        .with_state(door.clone());
+    let secrets = axum::Router::new()
+        .route("/admin/secrets", get(list_secrets))
+        .route("/admin/secrets/{name}", put(set_secret).delete(delete_secret))
+        .with_state((door, credentials));
+    keys.merge(secrets)
 }
 
 type Caller = Option<Extension<Arc<Principal>>>;
@@ -61,8 +70,8 @@ impl From<StoreError> for Problem {
     }
 }
 
-/// The key store, if `caller` may administer it.
-fn admitted<'d>(door: &'d Door, caller: &Caller) -> Result<&'d Store, Problem> {
+/// Refuses callers without the `admin` role (unless the gateway is open to all).
+fn require_admin(door: &Door, caller: &Caller) -> Result<(), Problem> {
     let is_admin = caller.as_ref().is_some_and(|Extension(p)| p.roles.iter().any(|r| r == ADMIN_ROLE));
     if !is_admin && !door.is_open_to_all() {
         return Err(Problem(
@@ -70,6 +79,12 @@ fn admitted<'d>(door: &'d Door, caller: &Caller) -> Result<&'d Store, Problem> {
             "the admin API needs a caller with the `admin` role (`portcullis keys create --role admin`)".into(),
         ));
     }
+    Ok(())
+}
+
+/// The key store, if `caller` may administer it.
+fn admitted<'d>(door: &'d Door, caller: &Caller) -> Result<&'d Store, Problem> {
+    require_admin(door, caller)?;
     door.key_store().ok_or_else(|| {
         Problem(
             StatusCode::NOT_FOUND,
@@ -147,4 +162,91 @@ async fn revoke(State(door): State<Arc<Door>>, caller: Caller, Path(id): Path<St
     admitted(&door, &caller)?.revoke_key(&id, now_ms()).await?;
     door.reload_keys().await;
     Ok(Json(json!({ "id": id, "status": "revoked" })).into_response())
+}
+
+type SecretsState = (Arc<Door>, Arc<Credentials>);
+
+impl From<portcullis_vault::VaultError> for Problem {
+    fn from(e: portcullis_vault::VaultError) -> Self {
+        use portcullis_vault::VaultError as V;
+        let status = match &e {
+            V::BadName { .. } | V::Empty(_) => StatusCode::BAD_REQUEST,
+            V::Store(StoreError::NoSuchSecret(_)) => StatusCode::NOT_FOUND,
+            V::NoKey { .. } | V::BadKey { .. } | V::WrongKey { .. } => StatusCode::CONFLICT,
+            V::Damaged(_) | V::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Problem(status, e.to_string())
+    }
+}
+
+/// The vault, if `caller` may administer it and the gateway has one.
+fn vault_of<'c>(state: &'c SecretsState, caller: &Caller) -> Result<&'c portcullis_vault::Vault, Problem> {
+    require_admin(&state.0, caller)?;
+    state.1.vault().ok_or_else(|| {
+        Problem(
+            StatusCode::CONFLICT,
+            "the gateway has no vault: start it with its key (`vault.key_env` / `vault.key_file`)".into(),
+        )
+    })
+}
+
+/// Names, users and versions of the secrets; never their values.
+async fn list_secrets(State(state): State<SecretsState>, caller: Caller) -> Result<Response, Problem> {
+    let all = vault_of(&state, &caller)?.list().await?;
+    let shown: Vec<_> = all
+        .iter()
+        .map(|s| {
+            let (name, user) = s.name.split_once('@').map_or((s.name.as_str(), None), |(n, u)| (n, Some(u)));
+            json!({
+                "name": name,
+                "user": user,
+                "version": s.version,
+                "created": keyadmin::when(Some(s.created_at)),
+                "updated": keyadmin::when(Some(s.updated_at)),
+            })
+        })
+        .collect();
+    Ok(Json(shown).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretBody {
+    value: secrecy::SecretString,
+    /// Store this user's own value (servers with `auth.user_token`).
+    user: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct SecretQuery {
+    user: Option<String>,
+}
+
+fn stored_name(name: &str, user: Option<&str>) -> String {
+    user.map_or_else(|| name.to_owned(), |u| portcullis_vault::user_secret(name, u))
+}
+
+async fn set_secret(
+    State(state): State<SecretsState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(body): Json<SecretBody>,
+) -> Result<Response, Problem> {
+    let vault = vault_of(&state, &caller)?;
+    let version = vault.set(&stored_name(&name, body.user.as_deref()), &body.value).await?;
+    // Read at once, so this gateway's upstreams follow without waiting for the poll.
+    if state.1.refresh().await? {
+        tracing::info!(secret = %name, "a secret was set through the admin API");
+    }
+    Ok(Json(json!({ "name": name, "user": body.user, "version": version })).into_response())
+}
+
+async fn delete_secret(
+    State(state): State<SecretsState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<SecretQuery>,
+) -> Result<Response, Problem> {
+    vault_of(&state, &caller)?.delete(&stored_name(&name, query.user.as_deref())).await?;
+    Ok(Json(json!({ "name": name, "user": query.user, "status": "deleted" })).into_response())
 }

@@ -90,6 +90,11 @@ impl Credentials {
         Ok(())
     }
 
+    /// The vault, when the gateway has its key.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.vault.as_ref()
+    }
+
     pub fn has_vault(&self) -> bool {
         self.vault.is_some()
     }

@@ -20,6 +20,7 @@ use portcullis_mcp::server::Streams;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -47,6 +48,8 @@ pub struct Core {
     credentials: Arc<Credentials>,
     /// Issues the links users connect their accounts with (HTTP door only).
     connector: Option<Arc<Connector>>,
+    /// The vault version the federation was last built from.
+    built_from: AtomicI64,
     http: reqwest::Client,
     config_path: Option<PathBuf>,
     /// The HTTP door's allowed origins, updated on reload (unset for stdio).
@@ -72,6 +75,7 @@ impl Core {
         Arc::new(Core {
             gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
+            built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
             connector,
             http,
@@ -113,6 +117,7 @@ impl Core {
     /// config and resolved credentials are unchanged keep their connections.
     fn rebuild(&self, config: Arc<Config>) {
         let old = self.gateway.federation();
+        self.built_from.store(self.credentials.secrets().version(), Ordering::Release);
         let federation = Federation::build(
             config,
             Some(&old),
@@ -141,13 +146,14 @@ impl Core {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                match core.credentials.refresh().await {
-                    Ok(true) => {
-                        core.rebuild(core.gateway.federation().config.clone());
-                        tracing::info!("vault secrets changed; upstreams using them reconnect");
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::error!(error = %e, "cannot read the vault; the secrets last read stay in force"),
+                if let Err(e) = core.credentials.refresh().await {
+                    tracing::error!(error = %e, "cannot read the vault; the secrets last read stay in force");
+                }
+                // Compared with what the federation was built from, not with the last read:
+                // a renewed user token or an admin API write reads the vault too.
+                if core.credentials.secrets().version() != core.built_from.load(Ordering::Acquire) {
+                    core.rebuild(core.gateway.federation().config.clone());
+                    tracing::info!("vault secrets changed; upstreams using them reconnect");
                 }
             }
         });
@@ -360,7 +366,7 @@ fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize)
         })
     });
     let admitted = routes(service, max_body, virtual_servers)
-        .merge(crate::admin::routes(door.clone()))
+        .merge(crate::admin::routes(door.clone(), core.credentials.clone()))
         .layer(axum::middleware::from_fn_with_state(door.clone(), admit));
     let metadata = axum::Router::new()
         .route(METADATA_PATH, get(door::metadata))

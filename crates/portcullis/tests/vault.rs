@@ -23,7 +23,9 @@ const API_V2: &str = "planted-api-token-rotated-9be7";
 const OAUTH_SECRET: &str = "planted-oauth-client-secret-3d2f";
 /// The access token the test's token endpoint issues for it.
 const OAUTH_TOKEN: &str = "planted-oauth-access-token-81ac";
-const PLANTED: [&str; 6] = [FS_V1, FS_V2, API_V1, API_V2, OAUTH_SECRET, OAUTH_TOKEN];
+/// Set through the admin API.
+const FS_V3: &str = "planted-fs-token-admin-api-6e01";
+const PLANTED: [&str; 7] = [FS_V1, FS_V2, FS_V3, API_V1, API_V2, OAUTH_SECRET, OAUTH_TOKEN];
 
 /// Everything a test run printed, for the leak check at the end.
 #[derive(Default)]
@@ -283,6 +285,32 @@ servers:
     // A bad value source and a bad name are clear errors, not leaks.
     let (ok, text) = secrets.run(&["set", "bad name"], FS_V1, &mut out);
     assert!(!ok && text.contains("invalid secret name"), "{text}");
+
+    // The admin API does the same (this gateway has no `auth`: its loopback callers are admins),
+    // and its answers carry no values either. A value set there reaches the upstream too.
+    let http = reqwest::Client::new();
+    let admin = format!("{}/admin/secrets", gw.base());
+    let listed = http.get(&admin).send().await.unwrap().text().await.unwrap();
+    out.add("GET /admin/secrets", &listed);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert!(listed.as_array().unwrap().iter().any(|s| s["name"] == "fs_token" && s["version"] == 2), "{listed}");
+    let put = http.put(format!("{admin}/fs_token")).json(&json!({ "value": FS_V3 })).send().await.unwrap();
+    let put = put.text().await.unwrap();
+    out.add("PUT /admin/secrets/fs_token", &put);
+    assert_eq!(serde_json::from_str::<Value>(&put).unwrap()["version"], 3, "{put}");
+    let start = Instant::now();
+    while fs_now != fingerprint(FS_V3) && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut c = Client::connect(&gw.url, json!({})).await;
+        fs_now = text_of(&call(&mut c, "fs__credential_fingerprint", &mut out).await);
+    }
+    assert_eq!(fs_now, fingerprint(FS_V3), "a value set through the admin API reached the stdio server");
+    let bad = http.put(format!("{admin}/bad%20name")).json(&json!({ "value": "x" })).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let gone = http.delete(format!("{admin}/oauth_client")).send().await.unwrap();
+    assert_eq!(gone.status(), 200);
+    let missing = http.delete(format!("{admin}/oauth_client")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
     gw.readyz(&mut out).await;
 
     // The leak check: every byte printed by the gateway (trace level), the CLI, the
