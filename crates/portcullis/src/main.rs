@@ -4,6 +4,7 @@
 
 mod guard_cli;
 mod keys_cli;
+mod scan;
 mod secrets_cli;
 
 use anyhow::{Context, Result};
@@ -84,6 +85,13 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: secrets_cli::SecretsCommand,
+    },
+    /// Find the MCP servers configured on this machine (Claude, Cursor, VS Code, Windsurf, Zed,
+    /// Continue, Gemini CLI, Codex, ...) and flag plaintext secrets, unpinned packages,
+    /// plain-HTTP remotes and servers not behind the gateway.
+    Scan {
+        #[command(flatten)]
+        args: scan::ScanArgs,
     },
     /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
     DemoServer {
@@ -196,6 +204,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Secrets { config, command } => {
             secrets_cli::run(config_path(config), command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scan { args } => {
+            scan::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
