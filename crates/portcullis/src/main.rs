@@ -103,6 +103,9 @@ enum Command {
         /// (tests) Over HTTP, require `Authorization: Bearer <a line of this file>`.
         #[arg(long)]
         require_bearer_file: Option<PathBuf>,
+        /// (tests) Also list a tool whose description is poisoned.
+        #[arg(long)]
+        poisoned_tool: bool,
     },
 }
 
@@ -142,7 +145,8 @@ fn parse_category(s: &str) -> Result<portcullis_guard::Category, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // A scan reports what it finds itself; the upstream clients' progress lines are noise there.
+    init_logging(if matches!(cli.command, Command::Scan { .. }) { "error" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -160,9 +164,9 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr, so stdout stays clean for `--stdio` and `demo-server`.
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -207,15 +211,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan { args } => {
-            scan::run(args)?;
+            scan::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer { listen, credential_env, require_bearer_file } => {
-            let options = portcullis_demo::DemoOptions { credential_env, bearer_file: require_bearer_file };
+        Command::DemoServer { listen, credential_env, require_bearer_file, poisoned_tool } => {
+            let options =
+                portcullis_demo::DemoOptions { credential_env, bearer_file: require_bearer_file, poisoned_tool };
             match listen {
                 Some(addr) => portcullis_demo::serve_http(addr, &options)
                     .await

@@ -156,3 +156,32 @@ fn scan_finds_every_clients_servers_and_flags_the_risky_ones_without_printing_se
         assert!(!text.contains(GITHUB_PAT) && !text.contains(ANTHROPIC_KEY), "a secret was printed:\n{text}");
     }
 }
+
+#[test]
+fn scan_connect_lists_each_servers_tools_and_flags_a_poisoned_one() {
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    write(
+        home.path(),
+        ".cursor/mcp.json",
+        &format!(
+            r#"{{ "mcpServers": {{
+                "clean": {{ "command": "{BIN}", "args": ["demo-server"] }},
+                "evil": {{ "command": "{BIN}", "args": ["demo-server", "--poisoned-tool"] }},
+                "gone": {{ "command": "/nonexistent/mcp-server" }}
+            }} }}"#
+        ),
+    );
+    let (ok, out, err) = scan(home.path(), project.path(), &["--connect", "--timeout", "20s", "--json"]);
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let server = |name: &str| report["servers"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+    assert!(server("clean")["tools"].as_array().unwrap().iter().any(|t| t == "echo"), "{report}");
+    assert!(server("evil")["tools"].as_array().unwrap().iter().any(|t| t == "add_numbers"));
+    let findings = report["findings"].as_array().unwrap();
+    let poisoned: Vec<&Value> = findings.iter().filter(|f| f["rule"] == "poisoned-tool").collect();
+    assert!(!poisoned.is_empty(), "{findings:#?}");
+    assert!(poisoned.iter().all(|f| f["server"] == "evil"), "the clean server has no poisoned tool: {poisoned:#?}");
+    assert!(poisoned.iter().any(|f| f["message"].as_str().unwrap().contains("add_numbers")));
+    assert!(findings.iter().any(|f| f["rule"] == "unreachable" && f["server"] == "gone"), "{findings:#?}");
+}

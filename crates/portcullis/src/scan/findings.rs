@@ -24,6 +24,8 @@ pub const RULES: &[(&str, Level, &str)] = &[
     ),
     ("plain-http", Level::Warning, "A remote server is reached over plain HTTP"),
     ("not-behind-gateway", Level::Note, "The client talks to the server directly, not through the Portcullis gateway"),
+    ("poisoned-tool", Level::Error, "A tool's definition carries instructions aimed at the model (--connect)"),
+    ("unreachable", Level::Note, "The server could not be started or reached to list its tools (--connect)"),
 ];
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -36,7 +38,7 @@ pub struct Finding {
     pub message: String,
 }
 
-fn level(rule: &str) -> Level {
+pub(super) fn level(rule: &str) -> Level {
     RULES.iter().find(|(id, _, _)| *id == rule).map_or(Level::Note, |(_, l, _)| *l)
 }
 

@@ -5,6 +5,7 @@
 //! secret.
 
 mod clients;
+mod connect;
 mod findings;
 mod sarif;
 
@@ -33,6 +34,13 @@ pub struct ScanArgs {
     /// Print SARIF 2.1.0 (for code-scanning tools).
     #[arg(long)]
     sarif: bool,
+    /// Also start (stdio) or reach (HTTP) each server, list its tools and scan them for
+    /// poisoning. Starts the configured programs: run it where that is safe.
+    #[arg(long)]
+    connect: bool,
+    /// How long one server may take to start and list its tools (with --connect).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
 }
 
 /// What a scan found.
@@ -41,6 +49,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Files that exist but could not be read: (file, why).
     pub errors: Vec<(PathBuf, String)>,
+    /// With `--connect`: each server's tools, or why they could not be listed.
+    pub tools: Option<connect::Listed>,
 }
 
 pub fn scan(home: &Path, projects: &[PathBuf], gateways: &[String]) -> Report {
@@ -60,16 +70,21 @@ pub fn scan(home: &Path, projects: &[PathBuf], gateways: &[String]) -> Report {
         }
     }
     let findings = check(&servers, gateways);
-    Report { servers, findings, errors }
+    Report { servers, findings, errors, tools: None }
 }
 
-pub fn run(args: ScanArgs) -> Result<()> {
+pub async fn run(args: ScanArgs) -> Result<()> {
     let home = match args.home.or_else(|| std::env::var_os("HOME").map(PathBuf::from)) {
         Some(h) => h,
         None => anyhow::bail!("no home directory: set $HOME or pass --home DIR"),
     };
     let projects = if args.projects.is_empty() { vec![std::env::current_dir()?] } else { args.projects };
-    let report = scan(&home, &projects, &args.gateways);
+    let mut report = scan(&home, &projects, &args.gateways);
+    if args.connect {
+        let listed = connect::list_all(&report.servers, args.timeout).await;
+        report.findings.extend(connect::check(&listed));
+        report.tools = Some(listed);
+    }
     let scanner = SecretScanner::new();
     if args.sarif {
         println!("{}", serde_json::to_string_pretty(&sarif::report(&report))?);
@@ -95,8 +110,14 @@ fn json_report(report: &Report, scanner: &SecretScanner) -> Value {
     let servers: Vec<Value> = report
         .servers
         .iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
+            let tools =
+                report.tools.as_ref().and_then(|t| t[i].as_ref().ok()).map(|tools| {
+                    tools.iter().filter_map(|t| t.get("name").and_then(Value::as_str)).collect::<Vec<_>>()
+                });
             json!({
+                "tools": tools,
                 "client": s.client,
                 "scope": s.scope,
                 "file": s.file,
