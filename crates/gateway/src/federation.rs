@@ -197,7 +197,7 @@ impl Member {
         out
     }
 
-    /// The labels of an item by its federated name (`kind` tells a URI from a name).
+    /// The labels of an item by its federated name or (`is_uri`) resource URI.
     pub fn labels_of_federated(&self, federated: &str, is_uri: bool) -> Vec<String> {
         if self.labels.is_empty() {
             return Vec::new();
