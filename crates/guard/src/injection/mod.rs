@@ -77,11 +77,22 @@ impl InjectionScanner {
     }
 
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
+        self.scan_with(text, true, out);
+    }
+
+    /// [`Self::scan`] without the classifier, for name-like text (a tool's title): a few
+    /// words that name a thing score like a short command, and carry no room for an attack
+    /// the phrase rules would miss.
+    pub fn scan_rules(&self, text: &str, out: &mut Vec<Finding>) {
+        self.scan_with(text, false, out);
+    }
+
+    fn scan_with(&self, text: &str, classifier: bool, out: &mut Vec<Finding>) {
         let normalized = normalize(text);
-        self.scan_normalized(&normalized, out);
+        self.scan_normalized(&normalized, classifier, out);
         if let Some(joined) = despaced(&normalized.text) {
             let mut inner = Vec::new();
-            self.scan_normalized(&normalize(&joined), &mut inner);
+            self.scan_normalized(&normalize(&joined), classifier, &mut inner);
             if let Some(best) = inner.iter().map(|f| f.score).reduce(f32::max) {
                 out.push(Finding::new("injection.spelled_out", Category::Injection, 0, text.len(), best));
             }
@@ -92,7 +103,7 @@ impl InjectionScanner {
         if self.decode {
             for segment in decoded_segments(text) {
                 let mut inner = Vec::new();
-                self.scan_normalized(&normalize(&segment.text), &mut inner);
+                self.scan_normalized(&normalize(&segment.text), classifier, &mut inner);
                 if let Some(best) = inner.iter().map(|f| f.score).reduce(f32::max) {
                     out.push(Finding::new("injection.encoded", Category::Injection, segment.start, segment.end, best));
                 }
@@ -105,12 +116,12 @@ impl InjectionScanner {
         self.model.as_ref().map(|m| m.score(&normalize(text).text).0)
     }
 
-    fn scan_normalized(&self, n: &Normalized, out: &mut Vec<Finding>) {
+    fn scan_normalized(&self, n: &Normalized, classifier: bool, out: &mut Vec<Finding>) {
         self.heuristics.scan(&n.text, |rule, s, e| {
             let (s, e) = n.original_span(s, e);
             out.push(Finding::new(rule.id, Category::Injection, s, e, rule.score));
         });
-        if let Some(model) = &self.model {
+        if let Some(model) = self.model.as_ref().filter(|_| classifier) {
             let (p, s, e) = model.score(&n.text);
             if p >= self.threshold {
                 let (s, e) = n.original_span(s, e);
