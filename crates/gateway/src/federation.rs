@@ -311,6 +311,8 @@ pub struct Federation {
     pub guard: Arc<Guard>,
     /// The compiled `access` rules.
     pub access: Arc<Access>,
+    /// Verdicts on tool definitions (poisoning), per profile.
+    pub screen: crate::screen::ToolScreen,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -432,7 +434,16 @@ impl Federation {
             Some(p) => p.access.clone(),
             None => Arc::new(compile_access(&config)),
         };
-        Federation { config, guard, access, members, by_prefix, unprefixed, virtual_servers }
+        Federation {
+            config,
+            guard,
+            access,
+            screen: Default::default(),
+            members,
+            by_prefix,
+            unprefixed,
+            virtual_servers,
+        }
     }
 
     /// The member owning a federated tool or prompt name, and the upstream's own name.

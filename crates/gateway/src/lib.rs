@@ -12,6 +12,7 @@ pub mod egress;
 pub mod federation;
 pub mod inspect;
 pub mod pipeline;
+pub mod screen;
 pub mod server;
 pub mod user_tokens;
 

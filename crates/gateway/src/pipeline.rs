@@ -107,6 +107,7 @@ impl Gateway {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers, &ctx.principal).await?;
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
+                refuse_poisoned(&fed, ctx, member, name, &shown).await?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
@@ -292,6 +293,14 @@ impl Gateway {
         };
         let caller = &ctx.principal;
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list, caller).await) })).await;
+        // Every server's tool names, for the shadowing check of the others' definitions.
+        let names: Vec<(&str, String)> = if list == List::Tools {
+            let each = lists.iter().filter_map(|(m, items)| items.as_ref().ok().map(|items| (m.name.as_str(), items)));
+            each.flat_map(|(server, items)| items.iter().filter_map(move |t| Some((server, t.get_str("name")?))))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut merged = Vec::new();
         for (member, items) in lists {
             let items = match items {
@@ -302,7 +311,13 @@ impl Gateway {
                     continue;
                 }
             };
+            let others: Vec<&str> =
+                names.iter().filter(|(server, _)| *server != member.name).map(|(_, n)| n.as_str()).collect();
             for item in items.iter() {
+                // A poisoned definition never reaches the model.
+                if list == List::Tools && screen(fed, ctx, member, item, &others).withheld() {
+                    continue;
+                }
                 // What the caller may not use is not in their lists.
                 if !fed.access.is_open() && !visible(fed, ctx, member, list, item) {
                     continue;
@@ -327,6 +342,45 @@ impl Gateway {
         }
         Ok(result.to_raw())
     }
+}
+
+/// The screening verdict on a tool definition of `member` for this caller's profile.
+fn screen(
+    fed: &Federation,
+    ctx: &RequestContext,
+    member: &Member,
+    tool: &RawObject,
+    others: &[&str],
+) -> crate::screen::Screened {
+    let name = tool.get_str("name");
+    let profile = fed.guard.profile_for(&member.name, name.as_deref(), &caller_of(&ctx.principal));
+    fed.screen.check(&fed.guard, profile, &member.name, tool, others)
+}
+
+/// Refuses a call to a tool whose definition is withheld (see [`crate::screen`]).
+async fn refuse_poisoned(
+    fed: &Federation,
+    ctx: &RequestContext,
+    member: &Member,
+    name: &str,
+    shown: &str,
+) -> Result<(), RpcError> {
+    let tools = member.list(List::Tools, &ctx.principal).await?;
+    let Some(tool) = tools.iter().find(|t| t.get_str("name").as_deref() == Some(name)) else {
+        return Ok(());
+    };
+    let verdict = screen(fed, ctx, member, tool, &[]);
+    if !verdict.withheld() {
+        return Ok(());
+    }
+    Err(RpcError::new(
+        ACCESS_DENIED,
+        format!(
+            "tool `{shown}` is withheld: its definition carries instructions aimed at the model ({})",
+            verdict.findings.join(", ")
+        ),
+    )
+    .with_data(json!({ "policy": "guard", "rule": "tool-poisoning", "findings": verdict.findings })))
 }
 
 /// Whether a list item (a tool, prompt or resource; templates always) is visible to the caller.

@@ -384,3 +384,42 @@ guards:
     assert_eq!(echo(&mut e, text).await.result()["content"][0]["text"], text, "the default profile only flags PII");
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_poisoned_tool_is_withheld_from_lists_and_calls_unless_the_profile_only_flags_it() {
+    let config = r#"
+servers:
+  demo:
+    stdio: { command: "{bin}", args: [demo-server, --poisoned-tool] }
+  clean:
+    stdio: { command: "{bin}", args: [demo-server] }
+guards:
+  profiles:
+    lenient: { response: { poisoning: flag, injection: flag } }
+  bindings:
+    - { profile: lenient, servers: [clean] }
+"#;
+    let gw = Gateway::start(config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let listed = c.request("tools/list", json!({})).await;
+    let names: Vec<&str> =
+        listed.result()["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"demo__add_numbers"), "the poisoned tool is not listed: {names:?}");
+    assert!(names.contains(&"demo__echo") && names.contains(&"clean__echo"), "the others are: {names:?}");
+    assert!(!listed.raw.contains("id_rsa"), "the poisoned text never reaches the client");
+    let refused =
+        c.request("tools/call", json!({ "name": "demo__add_numbers", "arguments": { "a": 1, "b": 2 } })).await;
+    let err = refused.error();
+    assert_eq!(err["code"], -32003, "{err}");
+    assert_eq!(err["data"]["rule"], "tool-poisoning");
+    assert!(err["message"].as_str().unwrap().contains("poisoning.hidden_instructions"), "{err}");
+    gw.server.shutdown().await.unwrap();
+
+    // The same tool behind a profile that only flags poisoning: listed (and logged).
+    let flagged = config.replace("servers: [clean]", "servers: [demo, clean]");
+    let gw = Gateway::start(&flagged, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let listed = c.request("tools/list", json!({})).await;
+    assert!(listed.raw.contains("demo__add_numbers"), "{}", listed.raw);
+    gw.server.shutdown().await.unwrap();
+}
