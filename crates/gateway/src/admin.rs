@@ -196,7 +196,7 @@ async fn list_secrets(State(state): State<SecretsState>, caller: Caller) -> Resu
     let shown: Vec<_> = all
         .iter()
         .map(|s| {
-            let (name, user) = s.name.split_once('@').map_or((s.name.as_str(), None), |(n, u)| (n, Some(u)));
+            let (name, user) = portcullis_vault::split_stored(&s.name);
             json!({
                 "name": name,
                 "user": user,
@@ -222,10 +222,6 @@ struct SecretQuery {
     user: Option<String>,
 }
 
-fn stored_name(name: &str, user: Option<&str>) -> String {
-    user.map_or_else(|| name.to_owned(), |u| portcullis_vault::user_secret(name, u))
-}
-
 async fn set_secret(
     State(state): State<SecretsState>,
     caller: Caller,
@@ -233,7 +229,7 @@ async fn set_secret(
     Json(body): Json<SecretBody>,
 ) -> Result<Response, Problem> {
     let vault = vault_of(&state, &caller)?;
-    let version = vault.set(&stored_name(&name, body.user.as_deref()), &body.value).await?;
+    let version = vault.set(&portcullis_vault::stored_name(&name, body.user.as_deref()), &body.value).await?;
     // Read at once, so this gateway's upstreams follow without waiting for the poll.
     if state.1.refresh().await? {
         tracing::info!(secret = %name, "a secret was set through the admin API");
@@ -247,6 +243,6 @@ async fn delete_secret(
     Path(name): Path<String>,
     axum::extract::Query(query): axum::extract::Query<SecretQuery>,
 ) -> Result<Response, Problem> {
-    vault_of(&state, &caller)?.delete(&stored_name(&name, query.user.as_deref())).await?;
+    vault_of(&state, &caller)?.delete(&portcullis_vault::stored_name(&name, query.user.as_deref())).await?;
     Ok(Json(json!({ "name": name, "user": query.user, "status": "deleted" })).into_response())
 }

@@ -36,14 +36,18 @@ impl Credentials {
 
     /// Opens the vault when a key is available. A config that needs the vault (secrets,
     /// users' own tokens) needs one: without it the gateway does not start.
-    pub async fn open(config: &Config, config_path: Option<&Path>) -> Result<Credentials, VaultError> {
+    pub async fn open(
+        config: &Config,
+        config_path: Option<&Path>,
+        store: &tokio::sync::OnceCell<Store>,
+    ) -> Result<Credentials, VaultError> {
         let refs = config.secret_refs();
         let key = match VaultKey::load(&config.vault_key_source(config_path)) {
             Ok(key) => key,
             Err(VaultError::NoKey { .. }) if !config.uses_vault() => return Ok(Credentials::none()),
             Err(e) => return Err(e),
         };
-        let store = Store::open(&config.store_path(config_path)).await?;
+        let store = Store::shared(store, &config.store_path(config_path)).await?;
         let vault = Vault::open(store, &key).await?;
         // Version -1 is never the store's: the first refresh reads.
         let credentials = Credentials { vault: Some(vault), current: ArcSwap::from_pointee(Secrets::empty(-1)) };

@@ -62,12 +62,17 @@ pub fn check_listen(config: &Config, addr: SocketAddr) -> Result<(), DoorError> 
 }
 
 impl Door {
-    /// Opens the key store when API keys are on.
-    pub async fn open(config: &Config, config_path: Option<&Path>, http: &reqwest::Client) -> Result<Door, DoorError> {
+    /// Opens the key store (from `store`, shared with the vault) when API keys are on.
+    pub async fn open(
+        config: &Config,
+        config_path: Option<&Path>,
+        http: &reqwest::Client,
+        store: &tokio::sync::OnceCell<Store>,
+    ) -> Result<Door, DoorError> {
         let keys = match config.auth.as_ref().and_then(|a| a.api_keys.as_ref()) {
             None => None,
             Some(_) => {
-                let store = Store::open(&config.store_path(config_path)).await?;
+                let store = Store::shared(store, &config.store_path(config_path)).await?;
                 let ring = Arc::new(KeyRing::load(&store).await?);
                 Some((store, ring))
             }

@@ -12,7 +12,6 @@ use portcullis_guard::{Action, Guard, Profile};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 
 /// What screening decided for one tool definition.
@@ -39,18 +38,11 @@ pub struct ToolScreen {
     cache: Mutex<HashMap<Key, (u64, Screened)>>,
 }
 
-fn hash_of(text: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
-}
-
 impl ToolScreen {
     /// The verdict on `tool` of `server` under `profile`; `others` are other servers' tool
     /// names (a description that mentions them shadows them).
     pub fn check(&self, guard: &Guard, profile: &Profile, server: &str, tool: &RawObject, others: &[&str]) -> Screened {
-        let raw = tool.to_raw();
-        let hash = hash_of(raw.get());
+        let hash = tool.fingerprint();
         let name = tool.get_str("name").unwrap_or_default();
         let key = (profile.name.clone(), server.to_owned(), name.clone());
         if let Some((h, verdict)) = lock(&self.cache).get(&key) {
@@ -58,7 +50,7 @@ impl ToolScreen {
                 return verdict.clone();
             }
         }
-        let definition: serde_json::Value = serde_json::from_str(raw.get()).unwrap_or_default();
+        let definition: serde_json::Value = serde_json::from_str(tool.to_raw().get()).unwrap_or_default();
         let inspection = guard.inspect_tool(profile, &definition, others);
         let mut findings: Vec<String> = inspection
             .decisions

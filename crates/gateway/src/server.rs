@@ -303,7 +303,9 @@ pub async fn serve_http(
 ) -> Result<RunningServer, StartError> {
     let addr = listen.unwrap_or(config.listen);
     check_listen(&config, addr)?;
-    let door = Arc::new(Door::open(&config, config_path.as_deref(), &door::http_client()).await?);
+    // One database pool for the key ring and the vault.
+    let store = tokio::sync::OnceCell::new();
+    let door = Arc::new(Door::open(&config, config_path.as_deref(), &door::http_client(), &store).await?);
     let key = session_key(&config)?;
     let codec = Arc::new(session_codec(key.as_ref(), &config));
     let options = HttpOptions::default();
@@ -311,7 +313,7 @@ pub async fn serve_http(
     let max_body = config.http.max_body_bytes;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
-    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
+    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &store).await?);
     let connector = Arc::new(connector(&config, key.as_ref(), addr));
     let core = Core::start(config, config_path, credentials, Some(connector));
     let _ = core.origins.set(options.allowed_origins.clone());
@@ -333,7 +335,7 @@ pub async fn serve_http(
 /// Serves one MCP client on stdin/stdout until stdin closes.
 pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let max_line = config.http.max_body_bytes;
-    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref()).await?);
+    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &Default::default()).await?);
     // No HTTP door, no connect pages: users without a token are told how to get one stored.
     let core = Core::start(config, config_path, credentials, None);
     let stop = CancellationToken::new();

@@ -62,6 +62,18 @@ impl RawObject {
         self.0.shift_remove(key)
     }
 
+    /// A hash of the object's keys and raw values, without serializing it: tells one
+    /// version of a definition from another.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (k, v) in &self.0 {
+            k.hash(&mut h);
+            v.get().hash(&mut h);
+        }
+        h.finish()
+    }
+
     pub fn to_raw(&self) -> Box<RawValue> {
         to_raw(&self.0)
     }

@@ -111,19 +111,19 @@ pub async fn run(config_path: Option<PathBuf>, command: SecretsCommand) -> Resul
     let result = async {
         match command {
             SecretsCommand::Set { name, from, user } => {
-                let stored = stored_name(&name, user.as_deref());
+                let stored = portcullis_vault::stored_name(&name, user.as_deref());
                 let version = vault.set(&stored, &from.read(&name)?).await?;
                 println!("Stored secret `{name}`{} (version {version}).", for_user(user.as_deref()));
                 print_users(&name, &refs);
             }
             SecretsCommand::Rotate { name, from, user } => {
-                let stored = stored_name(&name, user.as_deref());
+                let stored = portcullis_vault::stored_name(&name, user.as_deref());
                 let version = vault.rotate(&stored, &from.read(&name)?).await?;
                 println!("Rotated secret `{name}`{} (version {version}).", for_user(user.as_deref()));
                 print_users(&name, &refs);
             }
             SecretsCommand::Delete { name, user } => {
-                vault.delete(&stored_name(&name, user.as_deref())).await?;
+                vault.delete(&portcullis_vault::stored_name(&name, user.as_deref())).await?;
                 println!("Deleted secret `{name}`{}.", for_user(user.as_deref()));
                 let users: Vec<&str> = refs.iter().filter(|r| r.name == name).map(|r| r.path.as_str()).collect();
                 if !users.is_empty() {
@@ -150,16 +150,6 @@ pub async fn run(config_path: Option<PathBuf>, command: SecretsCommand) -> Resul
     result
 }
 
-/// The vault name of a secret, or of one user's value of it.
-fn stored_name(name: &str, user: Option<&str>) -> String {
-    user.map_or_else(|| name.to_owned(), |u| portcullis_vault::user_secret(name, u))
-}
-
-/// A stored name's secret and user (`NAME@USER`, or a plain `NAME`).
-fn split_user(stored: &str) -> (&str, Option<&str>) {
-    stored.split_once('@').map_or((stored, None), |(name, user)| (name, Some(user)))
-}
-
 fn for_user(user: Option<&str>) -> String {
     user.map(|u| format!(" for user `{u}`")).unwrap_or_default()
 }
@@ -182,7 +172,7 @@ fn list(secrets: &[SecretInfo], refs: &[SecretRef], json: bool) -> Result<()> {
         let all: Vec<_> = secrets
             .iter()
             .map(|s| {
-                let (name, user) = split_user(&s.name);
+                let (name, user) = portcullis_vault::split_stored(&s.name);
                 json!({
                     "name": name,
                     "user": user,
@@ -200,7 +190,7 @@ fn list(secrets: &[SecretInfo], refs: &[SecretRef], json: bool) -> Result<()> {
     }
     println!("{:<32}  {:<20}  {:>7}  {:<20}  {:<20}  USED BY", "NAME", "USER", "VERSION", "CREATED", "UPDATED");
     for s in secrets {
-        let (name, user) = split_user(&s.name);
+        let (name, user) = portcullis_vault::split_stored(&s.name);
         let users = used_by(name);
         println!(
             "{:<32}  {:<20}  {:>7}  {:<20}  {:<20}  {}",

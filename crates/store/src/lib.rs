@@ -60,6 +60,12 @@ impl Store {
         Ok(Store { pool, path: path.to_owned() })
     }
 
+    /// The store in `cell`, opened at `path` on first use: the parts of a gateway that need
+    /// the database (API keys, the vault) share one connection pool.
+    pub async fn shared(cell: &tokio::sync::OnceCell<Store>, path: &Path) -> Result<Store, StoreError> {
+        cell.get_or_try_init(|| Store::open(path)).await.cloned()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -12,7 +12,7 @@ mod reference;
 mod snapshot;
 
 pub use key::{KeySource, VaultKey};
-pub use reference::{check_name, check_stored_name, reference, user_secret};
+pub use reference::{check_name, check_stored_name, reference, split_stored, stored_name, user_secret};
 pub use snapshot::Secrets;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

@@ -32,9 +32,19 @@ pub fn user_secret(name: &str, user: &str) -> String {
     format!("{name}@{user}")
 }
 
+/// The vault name of secret `name`, or of one user's value of it.
+pub fn stored_name(name: &str, user: Option<&str>) -> String {
+    user.map_or_else(|| name.to_owned(), |u| user_secret(name, u))
+}
+
+/// A stored name's secret and user (`NAME@USER`, or a plain `NAME`).
+pub fn split_stored(stored: &str) -> (&str, Option<&str>) {
+    stored.split_once('@').map_or((stored, None), |(name, user)| (name, Some(user)))
+}
+
 /// A stored name: a plain secret name, or [`user_secret`]'s `NAME@USER`.
 pub fn check_stored_name(stored: &str) -> Result<(), String> {
-    let Some((name, user)) = stored.split_once('@') else { return check_name(stored) };
+    let (name, Some(user)) = split_stored(stored) else { return check_name(stored) };
     check_name(name)?;
     if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
         return Err(format!("`{user}` is not a user name (1 to 256 characters, no control characters)"));
@@ -57,6 +67,8 @@ mod tests {
         assert_eq!(user_secret("github", "alice@example.com"), "github@alice@example.com");
         assert!(check_stored_name("github@alice").is_ok() && check_stored_name("github").is_ok());
         assert!(check_stored_name(&user_secret("github", "alice@example.com")).is_ok());
+        assert_eq!(split_stored("github@alice@example.com"), ("github", Some("alice@example.com")));
+        assert_eq!(split_stored(&stored_name("gh", None)), ("gh", None));
         assert!(check_stored_name("github@").is_err() && check_stored_name("gh b@alice").is_err());
     }
 }

@@ -135,6 +135,16 @@ fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
+/// Argument `n` as (`--flag` of `--flag=value`, the value, the key naming the value): the
+/// flag itself, or the previous argument when it is a `--flag` taking this one.
+fn arg_parts(args: &[String], n: usize) -> (Option<&str>, &str, Option<&str>) {
+    let arg = &args[n];
+    let (flag, value) = arg.split_once('=').map_or((None, arg.as_str()), |(f, v)| (Some(f), v));
+    let previous = n.checked_sub(1).and_then(|p| args.get(p)).filter(|p| p.starts_with('-'));
+    let key = flag.or(previous.map(String::as_str)).map(|k| k.trim_start_matches('-'));
+    (flag, value, key)
+}
+
 /// The server's arguments as they may be shown: a secret-bearing one as `<redacted>`.
 pub fn shown_args(scanner: &SecretScanner, server: &Server) -> Vec<String> {
     server
@@ -142,9 +152,7 @@ pub fn shown_args(scanner: &SecretScanner, server: &Server) -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(n, arg)| {
-            let (flag, value) = arg.split_once('=').map_or((None, arg.as_str()), |(f, v)| (Some(f), v));
-            let previous = n.checked_sub(1).and_then(|p| server.args.get(p)).filter(|p| p.starts_with('-'));
-            let key = flag.or(previous.map(String::as_str)).map(|k| k.trim_start_matches('-'));
+            let (flag, value, key) = arg_parts(&server.args, n);
             match (secret_in(scanner, key, value), flag) {
                 (None, _) => arg.clone(),
                 (Some(_), Some(flag)) => format!("{flag}=<redacted>"),
@@ -189,11 +197,9 @@ pub fn check(servers: &[Server], gateways: &[String]) -> Vec<Finding> {
                 add("plaintext-secret", format!("header `{key}` holds a plaintext secret ({what})"));
             }
         }
-        for (n, arg) in s.args.iter().enumerate() {
+        for n in 0..s.args.len() {
             // `--api-key=...` or `--token VALUE`: the flag names the value.
-            let (flag, value) = arg.split_once('=').map_or((None, arg.as_str()), |(f, v)| (Some(f), v));
-            let previous = n.checked_sub(1).and_then(|p| s.args.get(p)).filter(|p| p.starts_with('-'));
-            let key = flag.or(previous.map(String::as_str)).map(|k| k.trim_start_matches('-'));
+            let (_, value, key) = arg_parts(&s.args, n);
             if let Some(what) = secret_in(&scanner, key, value) {
                 add("plaintext-secret", format!("argument {} holds a plaintext secret ({what})", n + 1));
             }
