@@ -54,6 +54,14 @@ pub struct Config {
     /// Where the key of the credential vault comes from (`secret:NAME` values).
     #[serde(default)]
     pub vault: VaultConfig,
+    /// Rug-pull detection for every server (`servers.X.pinning` overrides it): upstream
+    /// definitions are pinned on first use and a changed one is withheld until approved.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pinning: crate::pins::PinningConfig,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The credential vault's key: 32 random bytes in base64, from an environment variable or a
@@ -271,6 +279,16 @@ impl Config {
         }
     }
 
+    /// The pinning settings in force for `server`.
+    pub fn pinning_for(&self, server: &ServerConfig) -> crate::pins::PinPolicy {
+        server.pinning.over(&self.pinning)
+    }
+
+    /// True when some server pins its definitions (which needs the store).
+    pub fn pins_anything(&self) -> bool {
+        self.effective_servers().values().any(|s| s.enabled && self.pinning_for(s).enabled)
+    }
+
     /// True when some server needs the vault: `secret:NAME` values, or users' own tokens.
     pub fn uses_vault(&self) -> bool {
         !self.secret_refs().is_empty()
@@ -311,6 +329,7 @@ impl Default for Config {
             access: Vec::new(),
             access_policies: None,
             vault: VaultConfig::default(),
+            pinning: Default::default(),
         }
     }
 }
@@ -353,6 +372,9 @@ pub struct ServerConfig {
     /// its labels, e.g. `{ "delete_*": [destructive], "create_pull_request": [public_sink] }`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub labels: IndexMap<String, Vec<String>>,
+    /// Rug-pull detection for this server, over the top-level `pinning`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub pinning: crate::pins::PinningConfig,
 }
 
 fn default_timeout() -> Duration {
@@ -546,6 +568,7 @@ impl Config {
             enabled: true,
             auth: None,
             labels: IndexMap::new(),
+            pinning: Default::default(),
         };
         IndexMap::from([("demo".to_owned(), demo)])
     }

@@ -7,6 +7,8 @@ use crate::config::{Config, ServerConfig, VirtualServerConfig};
 use crate::connect::Connector;
 use crate::credentials::{resolve, Credentials, Resolved};
 use crate::egress::OAuthCredential;
+use crate::pins::definition::{Definition, PinKind};
+use crate::pins::{PinPolicy, Pins, Withheld};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indexmap::IndexMap;
 use portcullis_core::Principal;
@@ -69,6 +71,14 @@ impl List {
     }
 }
 
+/// An upstream's list as fetched, with the pinned name and hash of each item (for the
+/// pinned kinds: tools, prompts, templates).
+#[derive(Default)]
+pub struct Listing {
+    pub items: Vec<RawObject>,
+    pins: Vec<Option<(String, String)>>,
+}
+
 /// Upper bound on pages fetched from one upstream for one list (a runaway cursor guard).
 const MAX_UPSTREAM_PAGES: usize = 1000;
 
@@ -87,7 +97,12 @@ pub struct Member {
     callers: Option<CallerPool>,
     /// `labels` of the config, compiled: upstream name or URI glob, and its labels.
     labels: Vec<(globset::GlobMatcher, Vec<String>)>,
-    cache: Mutex<HashMap<List, Arc<Vec<RawObject>>>>,
+    cache: Mutex<HashMap<List, Arc<Listing>>>,
+    /// Rug-pull detection: the pins, this server's settings (updated on reload), and the
+    /// hash of the identity it reported on its current connection.
+    pins: Arc<Pins>,
+    pinning: Mutex<PinPolicy>,
+    identity: Mutex<Option<String>>,
     /// Bumped on every change notice, so a fetch that overlapped one is not cached.
     generation: std::sync::atomic::AtomicU64,
     /// Upstream resource URI -> sessions subscribed to it. The shared upstream session is
@@ -100,7 +115,7 @@ impl Member {
     ///
     /// A server that acts only for each user has no shared connection: its list comes
     /// through the caller's own, and is shared with every caller (as with any server).
-    pub async fn list(&self, list: List, caller: &Principal) -> Result<Arc<Vec<RawObject>>, RpcError> {
+    pub async fn list(&self, list: List, caller: &Principal) -> Result<Arc<Listing>, RpcError> {
         if let Some(hit) = lock(&self.cache).get(&list) {
             return Ok(hit.clone());
         }
@@ -127,12 +142,51 @@ impl Member {
                 break;
             }
         }
-        let items = Arc::new(items);
+        let (pins, recorded) = self.pin(list, &upstream, &items).await;
+        let items = Arc::new(Listing { items, pins });
         let mut cache = lock(&self.cache);
-        if self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
+        // A list whose pins could not be recorded is fetched (and recorded) again next time.
+        if recorded && self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {
             cache.insert(list, items.clone());
         }
         Ok(items)
+    }
+
+    /// Records the definitions of a fresh list (and the server's identity) with the pins;
+    /// returns each item's pinned name and hash, and whether the store recorded them.
+    async fn pin(&self, list: List, upstream: &Upstream, items: &[RawObject]) -> (Vec<Option<(String, String)>>, bool) {
+        let policy = self.policy();
+        let Some(kind) = PinKind::of(list).filter(|_| policy.enabled) else { return (Vec::new(), true) };
+        let mut recorded = true;
+        if let Some(info) = upstream.server_info() {
+            let identity = Definition::identity(&info.server_info);
+            recorded &= self.pins.observe(&self.name, policy, PinKind::Identity, &[&identity]).await;
+            *lock(&self.identity) = Some(identity.hash);
+        }
+        let definitions: Vec<Option<Definition>> = items.iter().map(|i| Definition::of_item(kind, i)).collect();
+        let seen: Vec<&Definition> = definitions.iter().flatten().collect();
+        recorded &= self.pins.observe(&self.name, policy, kind, &seen).await;
+        (definitions.into_iter().map(|d| d.map(|d| (d.name, d.hash))).collect(), recorded)
+    }
+
+    /// The pinning settings in force.
+    pub fn policy(&self) -> PinPolicy {
+        *lock(&self.pinning)
+    }
+
+    /// Why the `i`th item of a listing is withheld, if it is: its definition is not the
+    /// approved one.
+    pub fn withheld(&self, list: List, listing: &Listing, i: usize) -> Option<Withheld> {
+        let kind = PinKind::of(list)?;
+        let (name, hash) = listing.pins.get(i)?.as_ref()?;
+        self.pins.check(&self.name, self.policy(), kind, name, hash).err()
+    }
+
+    /// Why everything of this server is withheld, if it is (a changed identity, or a
+    /// quarantine while a change waits for review).
+    pub fn quarantined(&self) -> Option<Withheld> {
+        let identity = lock(&self.identity).clone();
+        self.pins.quarantined(&self.name, self.policy(), identity.as_deref())
     }
 
     /// Adjusts the number of sessions watching an upstream URI; returns the new count.
@@ -225,6 +279,23 @@ impl Member {
         self.callers.as_ref().is_some_and(CallerPool::per_user_only)
     }
 
+    /// Fetches a changed list at once when it is pinned, so a rug pull is caught (and
+    /// logged) when it happens, not when a client next asks. A server that acts only for
+    /// each user is looked at on a user's next list.
+    fn relist(self: &Arc<Self>, kind: ListKind) {
+        if !self.policy().enabled || self.per_user_only() {
+            return;
+        }
+        for list in List::of(kind).iter().copied().filter(|l| PinKind::of(*l).is_some()) {
+            let member = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = member.list(list, &Principal::anonymous()).await {
+                    tracing::debug!(server = %member.name, error = %e, "could not fetch {} to pin it", list.method());
+                }
+            });
+        }
+    }
+
     fn invalidate(&self, kind: ListKind) {
         let mut cache = lock(&self.cache);
         self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -313,6 +384,8 @@ pub struct Federation {
     pub access: Arc<Access>,
     /// Verdicts on tool definitions (poisoning), per profile.
     pub screen: crate::screen::ToolScreen,
+    /// Pinned definitions (rug pulls).
+    pub pins: Arc<Pins>,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -329,6 +402,7 @@ impl Federation {
         http: &reqwest::Client,
         credentials: &Arc<Credentials>,
         connector: Option<&Arc<Connector>>,
+        pins: &Arc<Pins>,
     ) -> Self {
         let secrets = credentials.secrets();
         let mut old: HashMap<&str, &Arc<Member>> =
@@ -344,7 +418,9 @@ impl Federation {
             };
             let resolved = resolve(&name, &server, &transport, &secrets);
             let unchanged = |m: &&&Arc<Member>| m.config == server && m.prefix == prefix && m.resolved == resolved;
+            let pinning = config.pinning_for(&server);
             if let Some(m) = old.get(name.as_str()).filter(unchanged) {
+                *lock(&m.pinning) = pinning;
                 members.push(Arc::clone(m));
                 old.remove(name.as_str());
                 continue;
@@ -407,6 +483,9 @@ impl Federation {
                 upstream,
                 callers,
                 cache: Mutex::default(),
+                pins: pins.clone(),
+                pinning: Mutex::new(pinning),
+                identity: Mutex::default(),
                 generation: Default::default(),
                 watchers: Mutex::default(),
             });
@@ -439,6 +518,7 @@ impl Federation {
             guard,
             access,
             screen: Default::default(),
+            pins: pins.clone(),
             members,
             by_prefix,
             unprefixed,
@@ -501,6 +581,7 @@ fn spawn_event_listener(member: Arc<Member>, streams: Arc<Streams>) {
                 UpstreamEvent::ListChanged(kind) => {
                     member.invalidate(kind);
                     streams.broadcast(kind.notification(), None);
+                    member.relist(kind);
                 }
                 UpstreamEvent::ResourceUpdated { uri } => {
                     let params = serde_json::json!({ "uri": Federation::uri_of(&member, &uri) });

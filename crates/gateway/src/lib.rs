@@ -11,6 +11,7 @@ pub mod door;
 pub mod egress;
 pub mod federation;
 pub mod inspect;
+pub mod pins;
 pub mod pipeline;
 pub mod screen;
 pub mod server;

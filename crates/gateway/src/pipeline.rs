@@ -107,7 +107,7 @@ impl Gateway {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers, &ctx.principal).await?;
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
-                refuse_poisoned(&fed, ctx, member, name, &shown).await?;
+                refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
@@ -120,6 +120,7 @@ impl Gateway {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {shown}")).into());
                 };
                 authorize(&fed, ctx, Kind::Prompt, member, &shown, &shown, &params)?;
+                refuse_withheld(&fed, ctx, member, List::Prompts, name, &shown).await?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "prompt" };
@@ -135,6 +136,7 @@ impl Gateway {
                 };
                 if req.method != "resources/unsubscribe" {
                     authorize(&fed, ctx, Kind::Resource, member, &uri, &uri, &params)?;
+                    refuse_quarantined(member, &fed.guard.mask(&uri))?;
                 }
                 let member = member.clone();
                 let mut params = params;
@@ -176,6 +178,7 @@ impl Gateway {
                 let Some((member, field, value)) = routed.filter(|_| matches!(view, View::All)) else {
                     return Err(RpcError::new(INVALID_PARAMS, "nothing to complete: unknown prompt or resource").into());
                 };
+                refuse_quarantined(&member, &value)?;
                 reference.set(field, &value);
                 let mut params = params;
                 params.set_raw("ref", reference.to_raw());
@@ -295,26 +298,33 @@ impl Gateway {
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list, caller).await) })).await;
         // Every server's tool names, for the shadowing check of the others' definitions.
         let names: Vec<(&str, String)> = if list == List::Tools {
-            let each = lists.iter().filter_map(|(m, items)| items.as_ref().ok().map(|items| (m.name.as_str(), items)));
+            let each = lists.iter().filter_map(|(m, l)| l.as_ref().ok().map(|l| (m.name.as_str(), &l.items)));
             each.flat_map(|(server, items)| items.iter().filter_map(move |t| Some((server, t.get_str("name")?))))
                 .collect()
         } else {
             Vec::new()
         };
         let mut merged = Vec::new();
-        for (member, items) in lists {
-            let items = match items {
-                Ok(items) => items,
+        for (member, listing) in lists {
+            let listing = match listing {
+                Ok(listing) => listing,
                 Err(e) => {
                     // One broken upstream must not hide the others' tools.
                     tracing::warn!(server = %member.name, error = %e, "left out of {}", list.method());
                     continue;
                 }
             };
+            if let Some(w) = member.quarantined() {
+                tracing::debug!(server = %member.name, rule = w.rule, "left out of {}: {}", list.method(), w.reason);
+                continue;
+            }
             let others: Vec<&str> =
                 names.iter().filter(|(server, _)| *server != member.name).map(|(_, n)| n.as_str()).collect();
-            for item in items.iter() {
-                // A poisoned definition never reaches the model.
+            for (i, item) in listing.items.iter().enumerate() {
+                // A changed definition waits for approval; a poisoned one never reaches the model.
+                if member.withheld(list, &listing, i).is_some() {
+                    continue;
+                }
                 if list == List::Tools && screen(fed, ctx, member, item, &others).withheld() {
                     continue;
                 }
@@ -357,19 +367,29 @@ fn screen(
     fed.screen.check(&fed.guard, profile, &member.name, tool, others)
 }
 
-/// Refuses a call to a tool whose definition is withheld (see [`crate::screen`]).
-async fn refuse_poisoned(
+/// Refuses a call to a tool or prompt that is withheld from lists: its server is
+/// quarantined, its definition is not the approved one ([`crate::pins`]), or (tools) it
+/// carries instructions for the model ([`crate::screen`]).
+async fn refuse_withheld(
     fed: &Federation,
     ctx: &RequestContext,
     member: &Member,
+    list: List,
     name: &str,
     shown: &str,
 ) -> Result<(), RpcError> {
-    let tools = member.list(List::Tools, &ctx.principal).await?;
-    let Some(tool) = tools.iter().find(|t| t.get_str("name").as_deref() == Some(name)) else {
+    refuse_quarantined(member, shown)?;
+    let listing = member.list(list, &ctx.principal).await?;
+    let Some(i) = listing.items.iter().position(|t| t.get_str("name").as_deref() == Some(name)) else {
         return Ok(());
     };
-    let verdict = screen(fed, ctx, member, tool, &[]);
+    if let Some(w) = member.withheld(list, &listing, i) {
+        return Err(withheld(shown, w));
+    }
+    if list != List::Tools {
+        return Ok(());
+    }
+    let verdict = screen(fed, ctx, member, &listing.items[i], &[]);
     if !verdict.withheld() {
         return Ok(());
     }
@@ -381,6 +401,17 @@ async fn refuse_poisoned(
         ),
     )
     .with_data(json!({ "policy": "guard", "rule": "tool-poisoning", "findings": verdict.findings })))
+}
+
+/// Refuses anything of a quarantined server.
+fn refuse_quarantined(member: &Member, shown: &str) -> Result<(), RpcError> {
+    member.quarantined().map_or(Ok(()), |w| Err(withheld(shown, w)))
+}
+
+fn withheld(shown: &str, w: crate::pins::Withheld) -> RpcError {
+    tracing::info!(target = %shown, rule = w.rule, "refused: {}", w.reason);
+    RpcError::new(ACCESS_DENIED, format!("`{shown}` is withheld by the gateway: {}", w.reason))
+        .with_data(json!({ "policy": "pinning", "rule": w.rule }))
 }
 
 /// Whether a list item (a tool, prompt or resource; templates always) is visible to the caller.
@@ -464,6 +495,7 @@ async fn check_mirrored_arguments(
 ) -> Result<(), RpcError> {
     let tools = member.list(List::Tools, caller).await?;
     let Some(schema) = tools
+        .items
         .iter()
         .find(|t| t.get_str("name").as_deref() == Some(tool))
         .and_then(|t| t.get("inputSchema"))

@@ -6,6 +6,7 @@ use crate::connect::{ConnectState, Connector};
 use crate::credentials::Credentials;
 use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
+use crate::pins::Pins;
 use crate::pipeline::Gateway;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +18,7 @@ use portcullis_mcp::client::{Health, ListKind};
 use portcullis_mcp::server::http::{routes, Endpoints, HttpOptions, McpService};
 use portcullis_mcp::server::session::SessionCodec;
 use portcullis_mcp::server::Streams;
+use portcullis_store::Store;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,8 @@ pub enum StartError {
     Door(#[from] DoorError),
     #[error("{0}")]
     Vault(#[from] portcullis_vault::VaultError),
+    #[error("{0}")]
+    Store(#[from] portcullis_store::StoreError),
 }
 
 /// The parts every front door shares.
@@ -46,6 +50,8 @@ pub struct Core {
     pub streams: Arc<Streams>,
     /// The vault's secrets the upstreams' transports refer to.
     credentials: Arc<Credentials>,
+    /// Pinned upstream definitions (rug-pull detection).
+    pins: Arc<Pins>,
     /// Issues the links users connect their accounts with (HTTP door only).
     connector: Option<Arc<Connector>>,
     /// The vault version the federation was last built from.
@@ -63,6 +69,7 @@ impl Core {
         config_path: Option<PathBuf>,
         credentials: Arc<Credentials>,
         connector: Option<Arc<Connector>>,
+        pins: Arc<Pins>,
     ) -> Arc<Core> {
         let streams = Arc::new(Streams::default());
         // The builder only fails without a TLS backend, which is compiled in.
@@ -71,13 +78,15 @@ impl Core {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        let federation = Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref());
+        let federation =
+            Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref(), &pins);
         Arc::new(Core {
             gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
             streams,
             built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
             connector,
+            pins,
             http,
             config_path,
             origins: std::sync::OnceLock::new(),
@@ -106,6 +115,9 @@ impl Core {
                 config.vault.key_env
             );
         }
+        if !old.config.pins_anything() && config.pins_anything() {
+            tracing::warn!("pinning was off for every server at start; turning it on takes effect after a restart");
+        }
         if old.config.sessions != config.sessions {
             tracing::warn!("`sessions` changes take effect after a restart");
         }
@@ -125,6 +137,7 @@ impl Core {
             &self.http,
             &self.credentials,
             self.connector.as_ref(),
+            &self.pins,
         );
         self.gateway.replace(federation);
         for kind in ListKind::ALL {
@@ -314,14 +327,16 @@ pub async fn serve_http(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &store).await?);
+    let pins = open_pins(&config, config_path.as_deref(), &store).await?;
     let connector = Arc::new(connector(&config, key.as_ref(), addr));
-    let core = Core::start(config, config_path, credentials, Some(connector));
+    let core = Core::start(config, config_path, credentials, Some(connector), pins);
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), door.clone(), max_body);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
     core.follow_secrets(stop.clone());
+    core.pins.follow(core.streams.clone(), stop.clone());
     door.follow_keys(stop.clone());
     door.follow_jwks(stop.clone());
     let graceful = stop.clone();
@@ -335,12 +350,15 @@ pub async fn serve_http(
 /// Serves one MCP client on stdin/stdout until stdin closes.
 pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result<(), StartError> {
     let max_line = config.http.max_body_bytes;
-    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &Default::default()).await?);
+    let store = tokio::sync::OnceCell::new();
+    let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &store).await?);
+    let pins = open_pins(&config, config_path.as_deref(), &store).await?;
     // No HTTP door, no connect pages: users without a token are told how to get one stored.
-    let core = Core::start(config, config_path, credentials, None);
+    let core = Core::start(config, config_path, credentials, None, pins);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
     core.follow_secrets(stop.clone());
+    core.pins.follow(core.streams.clone(), stop.clone());
     portcullis_mcp::server::stdio::serve(
         core.gateway.clone(),
         core.streams.clone(),
@@ -352,6 +370,19 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
     stop.cancel();
     core.shutdown();
     Ok(())
+}
+
+/// The pins in the store, when some server pins its definitions (the default).
+async fn open_pins(
+    config: &Config,
+    config_path: Option<&Path>,
+    store: &tokio::sync::OnceCell<Store>,
+) -> Result<Arc<Pins>, StartError> {
+    if !config.pins_anything() {
+        return Ok(Arc::new(Pins::off()));
+    }
+    let store = Store::shared(store, &config.store_path(config_path)).await?;
+    Ok(Arc::new(Pins::open(store).await?))
 }
 
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {
@@ -368,7 +399,7 @@ fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize)
         })
     });
     let admitted = routes(service, max_body, virtual_servers)
-        .merge(crate::admin::routes(door.clone(), core.credentials.clone()))
+        .merge(crate::admin::routes(door.clone(), core.credentials.clone(), core.pins.clone()))
         .layer(axum::middleware::from_fn_with_state(door.clone(), admit));
     let metadata = axum::Router::new()
         .route(METADATA_PATH, get(door::metadata))

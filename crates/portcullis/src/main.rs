@@ -6,6 +6,7 @@ mod guard_cli;
 mod keys_cli;
 mod scan;
 mod secrets_cli;
+mod tools_cli;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -86,6 +87,14 @@ enum Command {
         #[command(subcommand)]
         command: secrets_cli::SecretsCommand,
     },
+    /// Review pinned tool definitions: list them, diff a changed one, approve or reject it.
+    Tools {
+        /// The gateway's config file (its store holds the pins).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: tools_cli::ToolsCommand,
+    },
     /// Find the MCP servers configured on this machine (Claude, Cursor, VS Code, Windsurf, Zed,
     /// Continue, Gemini CLI, Codex, ...) and flag plaintext secrets, unpinned packages,
     /// plain-HTTP remotes and servers not behind the gateway.
@@ -106,6 +115,12 @@ enum Command {
         /// (tests) Also list a tool whose description is poisoned.
         #[arg(long)]
         poisoned_tool: bool,
+        /// (tests) List `get_weather`, whose definition changes after its first call.
+        #[arg(long)]
+        rug_pull: bool,
+        /// (tests) The name to report in `serverInfo`.
+        #[arg(long)]
+        server_name: Option<String>,
     },
 }
 
@@ -210,6 +225,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             secrets_cli::run(config_path(config), command).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Tools { config, command } => {
+            tools_cli::run(config_path(config), command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scan { args } => {
             scan::run(args).await?;
             Ok(ExitCode::SUCCESS)
@@ -218,9 +237,14 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer { listen, credential_env, require_bearer_file, poisoned_tool } => {
-            let options =
-                portcullis_demo::DemoOptions { credential_env, bearer_file: require_bearer_file, poisoned_tool };
+        Command::DemoServer { listen, credential_env, require_bearer_file, poisoned_tool, rug_pull, server_name } => {
+            let options = portcullis_demo::DemoOptions {
+                credential_env,
+                bearer_file: require_bearer_file,
+                poisoned_tool,
+                rug_pull,
+                server_name,
+            };
             match listen {
                 Some(addr) => portcullis_demo::serve_http(addr, &options)
                     .await

@@ -51,7 +51,7 @@ impl Store {
     }
 
     pub async fn insert_key(&self, key: &NewKey) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert(&mut tx, key).await?;
         bump(&mut tx).await?;
         tx.commit().await?;
@@ -77,7 +77,7 @@ impl Store {
 
     /// Revokes a key at `at` (Unix ms). Revoking a revoked key keeps its first time.
     pub async fn revoke_key(&self, id: &str, at: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(at)
             .bind(id)
@@ -94,7 +94,7 @@ impl Store {
     /// Stores `new` as the replacement of `old`, which stays valid until `old_valid_until`
     /// (Unix ms; never later than it would have anyway).
     pub async fn rotate_key(&self, old: &str, new: &NewKey, old_valid_until: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?1), ?1), replaced_by = ?2 \
              WHERE id = ?3 AND revoked_at IS NULL",

@@ -1,12 +1,14 @@
 //! Persistence: one embedded SQLite database (`portcullis.db`: API keys, sealed vault
-//! secrets), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
+//! secrets, pinned upstream definitions), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
 //! write-ahead log lets them do so at once.
 #![forbid(unsafe_code)]
 
 mod keys;
+mod pins;
 mod secrets;
 
 pub use keys::{KeyRecord, NewKey};
+pub use pins::{PinChange, PinEvent, PinRecord, PinWrite, Review};
 pub use secrets::{Put, SealedSecret};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -64,6 +66,13 @@ impl Store {
     /// the database (API keys, the vault) share one connection pool.
     pub async fn shared(cell: &tokio::sync::OnceCell<Store>, path: &Path) -> Result<Store, StoreError> {
         cell.get_or_try_init(|| Store::open(path)).await.cloned()
+    }
+
+    /// A write transaction that takes the write lock at once: one that read first and
+    /// wrote later would fail at once ("database is locked") if another process wrote in
+    /// between, instead of waiting its turn.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub fn path(&self) -> &Path {

@@ -56,7 +56,7 @@ impl Store {
 
     /// Stores a sealed value under `name` at `at` (Unix ms); returns the secret's new version.
     pub async fn put_secret(&self, name: &str, sealed: &[u8], at: i64, put: Put) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let version: Option<i64> =
             match put {
                 Put::Upsert => sqlx::query_scalar(
@@ -88,7 +88,7 @@ impl Store {
     }
 
     pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query("DELETE FROM secrets WHERE name = ?").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoSuchSecret(name.to_owned()));
@@ -116,7 +116,7 @@ impl Store {
     /// Replaces every sealed value and the key check at once (a change of vault key). A
     /// secret set meanwhile by another process makes the whole change fail, not get lost.
     pub async fn reseal_secrets(&self, resealed: &[SealedSecret], check: &[u8]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secrets").fetch_one(&mut *tx).await?;
         if usize::try_from(count).ok() != Some(resealed.len()) {
             return Err(StoreError::Conflict(

@@ -34,7 +34,16 @@ impl Gateway {
         (gw, path)
     }
 
-    async fn start_config(config: Config, path: Option<PathBuf>, dir: Option<tempfile::TempDir>) -> Gateway {
+    async fn start_config(mut config: Config, path: Option<PathBuf>, dir: Option<tempfile::TempDir>) -> Gateway {
+        // The store (pins, keys) goes in a temporary folder, not the test's working directory.
+        let dir = match dir {
+            Some(dir) => dir,
+            None => tempfile::tempdir().expect("temp dir"),
+        };
+        if config.store.path.is_none() && path.is_none() {
+            config.store.path = Some(dir.path().join("portcullis.db"));
+        }
+        let dir = Some(dir);
         let server = portcullis_gateway::serve_http(config, path, Some("127.0.0.1:0".parse().expect("addr")))
             .await
             .expect("gateway starts");

@@ -1,5 +1,5 @@
-//! The admin API: API keys and vault secrets, the same operations as `portcullis keys` and
-//! `portcullis secrets`.
+//! The admin API: API keys, vault secrets and pinned tool definitions, the same operations
+//! as `portcullis keys`, `portcullis secrets` and `portcullis tools` ([`tools`]).
 //!
 //! `GET /admin/keys`, `POST /admin/keys` (`{user, team, app, roles, expires}`),
 //! `POST /admin/keys/{id}/rotate` (`{grace}`), `DELETE /admin/keys/{id}`;
@@ -8,8 +8,11 @@
 //! like everyone else and must hold the `admin` role; a gateway without `auth` (anonymous,
 //! loopback only) lets its local callers administer it.
 
+mod tools;
+
 use crate::credentials::Credentials;
 use crate::door::Door;
+use crate::pins::Pins;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +29,7 @@ use std::time::Duration;
 /// The role that may use the admin API.
 pub const ADMIN_ROLE: &str = "admin";
 
-pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>) -> axum::Router {
+pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>, pins: Arc<Pins>) -> axum::Router {
     let keys = axum::Router::new()
         .route("/admin/keys", get(list).post(create))
         .route("/admin/keys/{id}/rotate", post(rotate))
@@ -35,8 +38,8 @@ pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>) -> axum::Router {
     let secrets = axum::Router::new()
         .route("/admin/secrets", get(list_secrets))
         .route("/admin/secrets/{name}", put(set_secret).delete(delete_secret))
-        .with_state((door, credentials));
-    keys.merge(secrets)
+        .with_state((door.clone(), credentials));
+    keys.merge(secrets).merge(tools::routes(door, pins))
 }
 
 type Caller = Option<Extension<Arc<Principal>>>;
