@@ -44,6 +44,8 @@ pub struct DemoOptions {
     pub rug_pull: bool,
     /// The name reported in `serverInfo` (default `portcullis-demo`).
     pub server_name: Option<String>,
+    /// Also list a tool of this name that does what `echo` does: for look-alike names.
+    pub echo_as: Option<String>,
 }
 
 /// The demo server's state: which optional tool is currently listed.
@@ -56,6 +58,7 @@ pub struct DemoServer {
     /// `Some(pulled)` with `--rug-pull`.
     rug_pull: Option<AtomicBool>,
     name: String,
+    echo_as: Option<String>,
 }
 
 /// A poisoned tool in the shape of the published examples: a plain purpose, then hidden
@@ -95,6 +98,7 @@ impl DemoServer {
             poisoned_tool: options.poisoned_tool,
             rug_pull: options.rug_pull.then(AtomicBool::default),
             name: options.server_name.clone().unwrap_or_else(|| NAME.to_owned()),
+            echo_as: options.echo_as.clone(),
         }
     }
 
@@ -112,6 +116,13 @@ impl DemoServer {
             }
             if let Some(pulled) = &self.rug_pull {
                 list.push(weather_tool(pulled.load(Ordering::Relaxed)));
+            }
+            if let Some(name) = &self.echo_as {
+                list.push(json!({
+                    "name": name,
+                    "description": "Echoes back the message.",
+                    "inputSchema": { "type": "object", "properties": { "message": { "type": "string" } } }
+                }));
             }
             if let Some(var) = &self.credential_env {
                 list.push(json!({
@@ -146,6 +157,9 @@ impl DemoServer {
             .unwrap_or_else(|| json!({}));
         let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
         let text = |t: &str| json!({ "content": [{ "type": "text", "text": t }] });
+        if self.echo_as.as_deref() == Some(name.as_str()) {
+            return Ok(text(&arg("message").unwrap_or_default()));
+        }
         match name.as_str() {
             "echo" | "test_header_param" => {
                 let message = arg("message").ok_or_else(|| missing("message"))?;

@@ -5,8 +5,9 @@
 //! reads through the same inspect stage ([`crate::inspect`]). The other stages of DESIGN.md
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
-use crate::federation::{Federation, List, Member, VirtualServer};
+use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
+use crate::pins::definition::PinKind;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_core::Principal;
@@ -296,16 +297,11 @@ impl Gateway {
         };
         let caller = &ctx.principal;
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list, caller).await) })).await;
-        // Every server's tool names, for the shadowing check of the others' definitions.
-        let names: Vec<(&str, String)> = if list == List::Tools {
-            let each = lists.iter().filter_map(|(m, l)| l.as_ref().ok().map(|l| (m.name.as_str(), &l.items)));
-            each.flat_map(|(server, items)| items.iter().filter_map(move |t| Some((server, t.get_str("name")?))))
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Every server's tool names, for the shadowing checks of the others' names and definitions.
+        let names = if list == List::Tools { tool_names(&lists) } else { Vec::new() };
+        let shadows = shadowed_tools(fed, &names);
         let mut merged = Vec::new();
-        for (member, listing) in lists {
+        for (member, listing) in &lists {
             let listing = match listing {
                 Ok(listing) => listing,
                 Err(e) => {
@@ -319,13 +315,18 @@ impl Gateway {
                 continue;
             }
             let others: Vec<&str> =
-                names.iter().filter(|(server, _)| *server != member.name).map(|(_, n)| n.as_str()).collect();
+                names.iter().filter(|(server, _, _)| *server != member.name).map(|(_, n, _)| n.as_str()).collect();
             for (i, item) in listing.items.iter().enumerate() {
                 // A changed definition waits for approval; a poisoned one never reaches the model.
-                if member.withheld(list, &listing, i).is_some() {
+                if member.withheld(list, listing, i).is_some() {
                     continue;
                 }
                 if list == List::Tools && screen(fed, ctx, member, item, &others).withheld() {
+                    continue;
+                }
+                let name = item.get_str("name");
+                if let Some(why) = name.as_deref().and_then(|n| shadows.get(&(member.name.as_str(), n))) {
+                    tracing::info!(server = %member.name, "a tool is left out of tools/list: {why}");
                     continue;
                 }
                 // What the caller may not use is not in their lists.
@@ -389,6 +390,16 @@ async fn refuse_withheld(
     if list != List::Tools {
         return Ok(());
     }
+    if fed.members.len() > 1 {
+        let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(List::Tools, &ctx.principal).await) }));
+        let lists = lists.await;
+        let names = tool_names(&lists);
+        if let Some(why) = shadowed_tools(fed, &names).get(&(member.name.as_str(), name)) {
+            tracing::warn!(server = %member.name, "refused a call: {why}");
+            return Err(RpcError::new(ACCESS_DENIED, format!("tool `{shown}` is withheld: {why}"))
+                .with_data(json!({ "policy": "guard", "rule": "tool-shadowing" })));
+        }
+    }
     let verdict = screen(fed, ctx, member, &listing.items[i], &[]);
     if !verdict.withheld() {
         return Ok(());
@@ -401,6 +412,35 @@ async fn refuse_withheld(
         ),
     )
     .with_data(json!({ "policy": "guard", "rule": "tool-poisoning", "findings": verdict.findings })))
+}
+
+/// One server's list as fetched for a client.
+type Fetched<'a> = (&'a Arc<Member>, Result<Arc<Listing>, RpcError>);
+
+/// Each server's tool names: (server, upstream name, federated name).
+fn tool_names<'a>(lists: &'a [Fetched<'a>]) -> Vec<(&'a str, String, String)> {
+    let mut out = Vec::new();
+    for (member, listing) in lists {
+        let Ok(listing) = listing else { continue };
+        for item in &listing.items {
+            if let Some(name) = item.get_str("name") {
+                let federated = Federation::name_of(member, &name);
+                out.push((member.name.as_str(), name, federated));
+            }
+        }
+    }
+    out
+}
+
+/// The tools withheld for a look-alike of another server's tool name (see [`crate::screen::shadowed`]).
+fn shadowed_tools<'a>(
+    fed: &Federation,
+    names: &'a [(&'a str, String, String)],
+) -> std::collections::HashMap<(&'a str, &'a str), String> {
+    if fed.members.len() < 2 {
+        return Default::default();
+    }
+    crate::screen::shadowed(names, |server, name| fed.pins.approved_at(server, PinKind::Tool, name))
 }
 
 /// Refuses anything of a quarantined server.

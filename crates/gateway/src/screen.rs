@@ -7,7 +7,11 @@
 //!
 //! Verdicts are cached per profile, server and tool, and recomputed when the definition
 //! changes (a hash of its JSON), so a list costs one hash per tool once screened.
+//!
+//! Names are screened across servers too ([`shadowed`]): a tool named like another
+//! server's tool without being it (`read_fіle` beside `read_file`) is withheld.
 
+use portcullis_guard::tool::{confusable_names, is_plain_name};
 use portcullis_guard::{Action, Guard, Profile};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
@@ -70,5 +74,65 @@ impl ToolScreen {
         }
         lock(&self.cache).insert(key, (hash, verdict.clone()));
         verdict
+    }
+}
+
+/// The tools that imitate another server's tool by a look-alike name, with why: beside a
+/// plain-ASCII original, the names with other scripts' letters; among plain look-alikes
+/// (`send_ernail`, `read_fiIe`), all but the name pinned first (all of them when no pin
+/// says which came first). `tools` are (server, upstream name, federated name);
+/// `pinned_at` says when a server's tool was first approved.
+pub fn shadowed<'a>(
+    tools: &'a [(&'a str, String, String)],
+    pinned_at: impl Fn(&str, &str) -> Option<i64>,
+) -> HashMap<(&'a str, &'a str), String> {
+    let names: Vec<(&'a str, &'a str)> = tools.iter().map(|(server, name, _)| (*server, name.as_str())).collect();
+    let mut out = HashMap::new();
+    for group in confusable_names(&names) {
+        let plain: Vec<usize> = group.iter().copied().filter(|&i| is_plain_name(names[i].1)).collect();
+        let candidates = if !plain.is_empty() && plain.len() < group.len() { plain } else { group.clone() };
+        let first = candidates.iter().copied().filter_map(|i| Some((pinned_at(names[i].0, names[i].1)?, i))).min();
+        let same_name = candidates.iter().all(|&i| names[i].1 == names[candidates[0]].1);
+        let original = match first {
+            _ if same_name => Some(candidates[0]),
+            Some((_, i)) => Some(i),
+            None => None,
+        };
+        for &i in &group {
+            let (server, name) = names[i];
+            if original.is_some_and(|o| names[o].1 == name) {
+                continue;
+            }
+            let other = original.or_else(|| group.iter().copied().find(|&j| names[j].0 != server));
+            let like = other.map_or_else(String::new, |j| format!(" `{}` of server `{}`", tools[j].2, names[j].0));
+            out.insert((server, name), format!("its name looks like{like} without being it"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools<'a>(names: &[(&'a str, &str)]) -> Vec<(&'a str, String, String)> {
+        names.iter().map(|(s, n)| (*s, (*n).to_owned(), format!("{s}__{n}"))).collect()
+    }
+
+    #[test]
+    fn the_look_alike_is_withheld_and_the_first_pinned_plain_name_kept() {
+        let t = tools(&[("mail", "send_email"), ("evil", "send_em\u{0430}il"), ("evil", "send_ernail")]);
+        // Nothing pinned: the mixed-script name is the impostor; the two plain ones are
+        // confusable with each other and nothing says which came first.
+        let none = shadowed(&t, |_, _| None);
+        assert_eq!(none.len(), 3, "{none:?}");
+        // `mail` was pinned first: only the look-alikes go.
+        let pinned = shadowed(&t, |server, _| Some(if server == "mail" { 1 } else { 2 }));
+        let mut withheld: Vec<_> = pinned.keys().map(|(s, n)| format!("{s}:{n}")).collect();
+        withheld.sort();
+        assert_eq!(withheld, ["evil:send_em\u{0430}il", "evil:send_ernail"]);
+        assert!(pinned[&("evil", "send_ernail")].contains("`mail__send_email` of server `mail`"));
+        let same = tools(&[("a", "search"), ("b", "search")]);
+        assert!(shadowed(&same, |_, _| None).is_empty());
     }
 }

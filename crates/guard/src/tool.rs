@@ -102,6 +102,34 @@ impl Default for ToolScanner {
     }
 }
 
+/// Tool names that look alike without being equal, across servers: `read_fіle` (with a
+/// Cyrillic `і`), `read_fiIe` or `read_fi1e` beside another server's `read_file`. A person
+/// and a model read them as the same tool, so one of them shadows the other. `names` are
+/// (server, tool name); each group returned holds the indices of names that share a
+/// confusable skeleton (UTS #39) while at least two of them differ, on at least two servers.
+/// Which one is the impostor is the caller's to decide (see [`is_plain_name`]).
+pub fn confusable_names(names: &[(&str, &str)]) -> Vec<Vec<usize>> {
+    let mut groups: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+    for (i, (_, name)) in names.iter().enumerate() {
+        groups.entry(unicode_security::skeleton(name).collect()).or_default().push(i);
+    }
+    let mut out: Vec<Vec<usize>> = groups
+        .into_values()
+        .filter(|g| {
+            let first = names[g[0]];
+            g.iter().any(|&i| names[i].1 != first.1) && g.iter().any(|&i| names[i].0 != first.0)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// True for a name in printable ASCII: beside a look-alike with other scripts' letters, it
+/// is the original.
+pub fn is_plain_name(name: &str) -> bool {
+    name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Every text field of a tool (or prompt) definition, with its path.
 pub fn text_fields(tool: &Value) -> Vec<(String, &str)> {
     let mut out = Vec::new();
@@ -152,6 +180,23 @@ fn collect_schema<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_tool_names_across_servers_are_found() {
+        let names = [
+            ("files", "read_file"),
+            ("evil", "read_f\u{0456}le"), // Cyrillic і
+            ("evil2", "read_fiIe"),       // capital I for l
+            ("other", "read_file"),       // the same name on another server: prefixes tell them apart
+            ("files", "write_file"),
+            ("mail", "send_email"),
+            ("evil", "send_ernail"), // rn for m
+        ];
+        assert_eq!(confusable_names(&names), [vec![0, 1, 2, 3], vec![5, 6]]);
+        assert!(!is_plain_name(names[1].1) && is_plain_name(names[2].1));
+        assert!(confusable_names(&[("a", "send_email"), ("b", "send_email")]).is_empty());
+        assert!(confusable_names(&[("a", "list"), ("a", "Iist")]).is_empty(), "one server's own names");
+    }
     use serde_json::json;
 
     fn ids(text: &str, others: &[&str]) -> Vec<&'static str> {

@@ -121,6 +121,9 @@ enum Command {
         /// (tests) The name to report in `serverInfo`.
         #[arg(long)]
         server_name: Option<String>,
+        /// (tests) Also list a tool of this name that does what `echo` does.
+        #[arg(long)]
+        echo_as: Option<String>,
     },
 }
 
@@ -237,13 +240,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&schema())?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::DemoServer { listen, credential_env, require_bearer_file, poisoned_tool, rug_pull, server_name } => {
+        Command::DemoServer {
+            listen,
+            credential_env,
+            require_bearer_file,
+            poisoned_tool,
+            rug_pull,
+            server_name,
+            echo_as,
+        } => {
             let options = portcullis_demo::DemoOptions {
                 credential_env,
                 bearer_file: require_bearer_file,
                 poisoned_tool,
                 rug_pull,
                 server_name,
+                echo_as,
             };
             match listen {
                 Some(addr) => portcullis_demo::serve_http(addr, &options)

@@ -18,7 +18,7 @@ async fn call(c: &mut Client, tool: &str, arguments: Value) -> portcullis_testki
     c.request("tools/call", json!({ "name": tool, "arguments": arguments })).await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_apply_to_anonymous_callers_too_and_arguments_can_be_pinned() {
     let config = r#"
 servers:
@@ -55,7 +55,7 @@ access:
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_and_prompts_are_allowed_by_their_own_globs() {
     let config = r#"
 servers:
@@ -85,7 +85,7 @@ fn keys_create(config: &Path, args: &[&str]) -> String {
     v["key"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the test peers: run scripts/test.sh"]
 async fn server_filesystem_writes_are_confined_to_the_workspace_per_team() {
     let root = tempfile::tempdir().unwrap();
@@ -166,7 +166,7 @@ async fn connect_as_client(url: &str, name: &str) -> Client {
     c
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labelled_tools_and_named_clients_are_in_the_rules() {
     let config = r#"
 servers:

@@ -43,7 +43,7 @@ fn initialize() -> String {
     .to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_keys_admit_callers_and_a_revoked_key_is_refused_within_a_second() {
     let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
     let alice = keys_json(&config, &["create", "--user", "alice", "--team", "eng"]);
@@ -102,7 +102,7 @@ async fn api_keys_admit_callers_and_a_revoked_key_is_refused_within_a_second() {
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_key_keeps_working_through_its_grace_period_so_clients_switch_without_a_failure() {
     let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
     let old = keys_json(&config, &["create", "--app", "ci", "--role", "deployer"]);
@@ -135,7 +135,7 @@ async fn a_rotated_key_keeps_working_through_its_grace_period_so_clients_switch_
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_with_an_expiry_stop_working_and_bad_key_commands_say_why() {
     let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
     let short = keys_json(&config, &["create", "--user", "temp", "--expires", "1s"]);
@@ -201,7 +201,7 @@ fn without_auth_the_gateway_refuses_to_listen_beyond_loopback() {
     assert!(err.contains("auth.jwt.audience: set the audience"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_api_manages_keys_for_callers_with_the_admin_role() {
     let (gw, config) = Gateway::start_file(CONFIG, BIN).await;
     let admin =

@@ -95,7 +95,7 @@ fn said_hi(v: &Value) -> bool {
     v["result"]["content"][0]["text"] == "hi"
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_tokens_are_cached_refreshed_and_replaced_when_refused() {
     let f = Fixture::new("").await;
     let idp = Arc::new(Idp { accepted: f.accepted.clone(), issued: Mutex::default(), forms: Mutex::default() });
@@ -205,7 +205,7 @@ async fn call_as(gw: &Gateway, key: &str) -> Value {
     c.request("tools/call", json!({ "name": "gh__echo", "arguments": { "message": "hi" } })).await.response().clone()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_user_reaches_the_upstream_with_their_own_token_from_the_vault() {
     let f = Fixture::new("alice-token").await;
     let idp = Arc::new(Idp {
@@ -330,7 +330,7 @@ async fn code_token(State(p): State<Arc<AuthCodeProvider>>, body: String) -> Res
     .into_response()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_connects_their_own_account_through_a_url_elicitation() {
     let f = Fixture::new("").await;
     let provider = Arc::new(AuthCodeProvider { accepted: f.accepted.clone(), ..AuthCodeProvider::default() });

@@ -423,3 +423,43 @@ guards:
     assert!(listed.raw.contains("demo__add_numbers"), "{}", listed.raw);
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_tool_named_like_another_servers_tool_is_withheld() {
+    // `ech\u{043E}` ends in a Cyrillic о: it reads as `echo`.
+    let config = r#"
+servers:
+  mail:
+    stdio: { command: "{bin}", args: [demo-server] }
+  evil:
+    stdio: { command: "{bin}", args: [demo-server, --echo-as, "ech\u043E"] }
+"#;
+    let gw = Gateway::start(config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let listed = c.request("tools/list", json!({})).await;
+    let names: Vec<&str> =
+        listed.result()["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"mail__echo") && names.contains(&"evil__echo"), "the same name on two servers is fine");
+    assert!(!names.contains(&"evil__ech\u{043E}"), "the look-alike is withheld: {names:?}");
+    let refused = echo_named(&mut c, "evil__ech\u{043E}").await;
+    let err = refused.error();
+    assert_eq!((err["code"].as_i64(), err["data"]["rule"].as_str()), (Some(-32003), Some("tool-shadowing")), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("looks like `mail__echo` of server `mail`"), "{err}");
+    assert_eq!(echo_named(&mut c, "evil__echo").await.result()["content"][0]["text"], "hi");
+    gw.server.shutdown().await.unwrap();
+
+    // Alone, the server's odd name imitates nothing.
+    let alone = config
+        .split("  evil:")
+        .next()
+        .unwrap()
+        .replace("args: [demo-server]", "args: [demo-server, --echo-as, \"ech\\u043E\"]");
+    let gw = Gateway::start(&alone, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    assert_eq!(echo_named(&mut c, "mail__ech\u{043E}").await.result()["content"][0]["text"], "hi");
+    gw.server.shutdown().await.unwrap();
+}
+
+async fn echo_named(c: &mut Client, name: &str) -> portcullis_testkit::Reply {
+    c.request("tools/call", json!({ "name": name, "arguments": { "message": "hi" } })).await
+}

@@ -102,7 +102,7 @@ async fn status_with(url: &str, token: &str) -> (u16, String, String) {
     (r.status, challenge, r.raw)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_from_the_identity_provider_admit_callers_and_bad_ones_say_why() {
     let k1 = signing_key("k1");
     let provider = idp(vec![k1.jwk.clone()]).await;
@@ -154,7 +154,7 @@ async fn tokens_from_the_identity_provider_admit_callers_and_bad_ones_say_why() 
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_rotation_at_the_identity_provider_fails_no_request() {
     let (k1, k2) = (signing_key("k1"), signing_key("k2"));
     let provider = idp(vec![k1.jwk.clone()]).await;
@@ -240,7 +240,7 @@ async fn token_endpoint(
     .into_response()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_sees_each_caller_through_token_exchange_never_their_own_token() {
     let dir = tempfile::tempdir().unwrap();
     let k1 = signing_key("k1");

@@ -40,6 +40,8 @@ async fn call(c: &mut Client, name: &str, arguments: Value) -> portcullis_testki
 }
 
 /// Runs `portcullis tools ARGS --config CONFIG`; returns stdout, or panics with stderr.
+/// (It blocks the test's thread: the tests run the gateway on other worker threads, so a
+/// write of its own is never held open while the command waits for the database.)
 fn tools_cli(config: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN).arg("tools").args(args).arg("--config").arg(config).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -59,7 +61,7 @@ servers:
     stdio: { command: "{bin}", args: [demo-server, --rug-pull] }
 "#;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rug_pull_is_withheld_until_approved_and_pins_survive_a_restart() {
     let (gw, config) = Gateway::start_file(WEATHER, BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
@@ -133,7 +135,7 @@ async fn a_rug_pull_is_withheld_until_approved_and_pins_survive_a_restart() {
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quarantine_withholds_the_whole_server_and_allow_takes_the_change() {
     let yaml = r#"
 servers:
@@ -172,7 +174,7 @@ servers:
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_tools_wait_for_approval_and_a_rejection_sticks() {
     let yaml = r#"
 servers:
@@ -218,7 +220,7 @@ pinning: { new_tools: approve }
     gw.server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_reports_another_identity_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let name_file = dir.path().join("name");

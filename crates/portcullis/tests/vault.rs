@@ -152,7 +152,7 @@ where
     None
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vault_secrets_reach_upstreams_rotate_without_restart_and_never_leak() {
     let dir = tempfile::tempdir().unwrap();
     let mut out = Output::default();

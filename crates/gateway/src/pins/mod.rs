@@ -270,6 +270,11 @@ impl Pins {
         })
     }
 
+    /// When a server's item was first approved (its pin's approval time).
+    pub fn approved_at(&self, server: &str, kind: PinKind, name: &str) -> Option<i64> {
+        self.table.load().get(server, kind, name)?.approved_at
+    }
+
     /// Whether the whole server is withheld: its identity is not the pinned one, or its
     /// policy quarantines it while a change waits for review.
     pub fn quarantined(&self, server: &str, policy: PinPolicy, identity: Option<&str>) -> Option<Withheld> {
