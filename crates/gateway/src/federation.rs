@@ -77,7 +77,12 @@ impl List {
 pub struct Listing {
     pub items: Vec<RawObject>,
     pins: Vec<Option<(String, String)>>,
+    /// Unique per fetch: what was derived from a set of lists is recognised by these.
+    pub serial: u64,
 }
+
+/// The serial number of the next fetched list.
+static LISTINGS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Upper bound on pages fetched from one upstream for one list (a runaway cursor guard).
 const MAX_UPSTREAM_PAGES: usize = 1000;
@@ -143,7 +148,8 @@ impl Member {
             }
         }
         let (pins, recorded) = self.pin(list, &upstream, &items).await;
-        let items = Arc::new(Listing { items, pins });
+        let serial = LISTINGS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let items = Arc::new(Listing { items, pins, serial });
         let mut cache = lock(&self.cache);
         // A list whose pins could not be recorded is fetched (and recorded) again next time.
         if recorded && self.generation.load(std::sync::atomic::Ordering::Acquire) == generation {

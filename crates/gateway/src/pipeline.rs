@@ -8,6 +8,7 @@
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use crate::pins::definition::PinKind;
+use crate::screen::Shadows;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_core::Principal;
@@ -299,7 +300,7 @@ impl Gateway {
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(list, caller).await) })).await;
         // Every server's tool names, for the shadowing checks of the others' names and definitions.
         let names = if list == List::Tools { tool_names(&lists) } else { Vec::new() };
-        let shadows = shadowed_tools(fed, &names);
+        let shadows = if list == List::Tools { shadowed_tools(fed, &lists) } else { Default::default() };
         let mut merged = Vec::new();
         for (member, listing) in &lists {
             let listing = match listing {
@@ -325,7 +326,7 @@ impl Gateway {
                     continue;
                 }
                 let name = item.get_str("name");
-                if let Some(why) = name.as_deref().and_then(|n| shadows.get(&(member.name.as_str(), n))) {
+                if let Some(why) = name.and_then(|n| shadows.get(&member.name)?.get(&n)) {
                     tracing::info!(server = %member.name, "a tool is left out of tools/list: {why}");
                     continue;
                 }
@@ -393,8 +394,7 @@ async fn refuse_withheld(
     if fed.members.len() > 1 {
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(List::Tools, &ctx.principal).await) }));
         let lists = lists.await;
-        let names = tool_names(&lists);
-        if let Some(why) = shadowed_tools(fed, &names).get(&(member.name.as_str(), name)) {
+        if let Some(why) = shadowed_tools(fed, &lists).get(&member.name).and_then(|m| m.get(name)) {
             tracing::warn!(server = %member.name, "refused a call: {why}");
             return Err(RpcError::new(ACCESS_DENIED, format!("tool `{shown}` is withheld: {why}"))
                 .with_data(json!({ "policy": "guard", "rule": "tool-shadowing" })));
@@ -432,15 +432,22 @@ fn tool_names<'a>(lists: &'a [Fetched<'a>]) -> Vec<(&'a str, String, String)> {
     out
 }
 
-/// The tools withheld for a look-alike of another server's tool name (see [`crate::screen::shadowed`]).
-fn shadowed_tools<'a>(
-    fed: &Federation,
-    names: &'a [(&'a str, String, String)],
-) -> std::collections::HashMap<(&'a str, &'a str), String> {
+/// The tools withheld for a look-alike of another server's tool name (see
+/// [`crate::screen::shadowed`]), found again only when a list or a pin changed.
+fn shadowed_tools(fed: &Federation, lists: &[Fetched<'_>]) -> Arc<Shadows> {
     if fed.members.len() < 2 {
-        return Default::default();
+        return Arc::default();
     }
-    crate::screen::shadowed(names, |server, name| fed.pins.approved_at(server, PinKind::Tool, name))
+    let serials = lists.iter().map(|(_, l)| l.as_ref().map_or(0, |l| l.serial)).collect();
+    fed.screen.shadows(serials, fed.pins.version(), || {
+        let names = tool_names(lists);
+        let mut out = Shadows::new();
+        let found = crate::screen::shadowed(&names, |server, name| fed.pins.approved_at(server, PinKind::Tool, name));
+        for ((server, name), why) in found {
+            out.entry(server.to_owned()).or_default().insert(name.to_owned(), why);
+        }
+        out
+    })
 }
 
 /// Refuses anything of a quarantined server.

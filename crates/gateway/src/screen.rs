@@ -16,7 +16,7 @@ use portcullis_guard::{Action, Guard, Profile};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What screening decided for one tool definition.
 #[derive(Debug, Clone)]
@@ -36,13 +36,36 @@ impl Screened {
 /// (profile, server, tool)
 type Key = (String, String, String);
 
+/// Server -> tool -> why it is withheld as a look-alike.
+pub type Shadows = HashMap<String, HashMap<String, String>>;
+
 #[derive(Default)]
 pub struct ToolScreen {
     /// The verdict on each tool, with the hash of the definition it was made on.
     cache: Mutex<HashMap<Key, (u64, Screened)>>,
+    /// The look-alike names last found, with the lists (their serial numbers) and the pins
+    /// version they were found in: a call costs a comparison, not a pass over every name.
+    shadows: Mutex<Option<FoundShadows>>,
 }
 
+/// Look-alikes found in the lists with these serial numbers, under this pins version.
+type FoundShadows = (Vec<u64>, i64, Arc<Shadows>);
+
 impl ToolScreen {
+    /// The look-alike names among lists identified by `lists` (serial numbers) under pins
+    /// `version`, from cache or from `find`.
+    pub fn shadows(&self, lists: Vec<u64>, version: i64, find: impl FnOnce() -> Shadows) -> Arc<Shadows> {
+        let mut cached = lock(&self.shadows);
+        if let Some((key, v, shadows)) = cached.as_ref() {
+            if *key == lists && *v == version {
+                return shadows.clone();
+            }
+        }
+        let shadows = Arc::new(find());
+        *cached = Some((lists, version, shadows.clone()));
+        shadows
+    }
+
     /// The verdict on `tool` of `server` under `profile`; `others` are other servers' tool
     /// names (a description that mentions them shadows them).
     pub fn check(&self, guard: &Guard, profile: &Profile, server: &str, tool: &RawObject, others: &[&str]) -> Screened {
