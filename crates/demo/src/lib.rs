@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod fixtures;
+mod github;
 mod mrtr;
 
 use portcullis_mcp::jsonrpc::{to_raw, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -46,6 +47,8 @@ pub struct DemoOptions {
     pub server_name: Option<String>,
     /// Also list a tool of this name that does what `echo` does: for look-alike names.
     pub echo_as: Option<String>,
+    /// Serve a GitHub-like fixture instead of the conformance tools (toxic-flow tests).
+    pub github: bool,
 }
 
 /// The demo server's state: which optional tool is currently listed.
@@ -59,6 +62,7 @@ pub struct DemoServer {
     rug_pull: Option<AtomicBool>,
     name: String,
     echo_as: Option<String>,
+    github: Option<github::Github>,
 }
 
 /// A poisoned tool in the shape of the published examples: a plain purpose, then hidden
@@ -99,10 +103,14 @@ impl DemoServer {
             rug_pull: options.rug_pull.then(AtomicBool::default),
             name: options.server_name.clone().unwrap_or_else(|| NAME.to_owned()),
             echo_as: options.echo_as.clone(),
+            github: options.github.then(github::Github::default),
         }
     }
 
     fn tools(&self) -> Value {
+        if self.github.is_some() {
+            return Value::Array(github::Github::tools());
+        }
         let mut tools = fixtures::tools();
         if let Some(list) = tools.as_array_mut() {
             list.extend(mrtr::tools());
@@ -157,6 +165,9 @@ impl DemoServer {
             .unwrap_or_else(|| json!({}));
         let arg = |k: &str| args.get(k).and_then(Value::as_str).map(str::to_owned);
         let text = |t: &str| json!({ "content": [{ "type": "text", "text": t }] });
+        if let Some(result) = self.github.as_ref().and_then(|g| g.call(&name, &args)) {
+            return result.map(|t| text(&t));
+        }
         if self.echo_as.as_deref() == Some(name.as_str()) {
             return Ok(text(&arg("message").unwrap_or_default()));
         }

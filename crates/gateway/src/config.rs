@@ -58,6 +58,10 @@ pub struct Config {
     /// definitions are pinned on first use and a changed one is withheld until approved.
     #[serde(default, skip_serializing_if = "is_default")]
     pub pinning: crate::pins::PinningConfig,
+    /// Toxic flows: labels of tools and the rules that stop a session which took in
+    /// untrusted content and private data from sending it out (on by default).
+    #[serde(default, skip_serializing)]
+    pub flows: crate::flows::FlowsConfig,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -330,6 +334,7 @@ impl Default for Config {
             access_policies: None,
             vault: VaultConfig::default(),
             pinning: Default::default(),
+            flows: Default::default(),
         }
     }
 }
@@ -745,6 +750,18 @@ impl Config {
         }
         if let Err(e) = Guard::new(&self.guards) {
             add(format!("guards.{}", e.path), e.message);
+        }
+        if let Err(e) = crate::flows::FlowPolicy::compile(&self.flows) {
+            add(e.path, e.message);
+        }
+        for (i, l) in self.flows.labels.iter().enumerate() {
+            if !self.servers.contains_key(&l.server) {
+                let known: Vec<&str> = self.servers.keys().map(String::as_str).collect();
+                add(
+                    format!("flows.labels[{i}].server"),
+                    format!("no server `{}` (servers: {})", l.server, known.join(", ")),
+                );
+            }
         }
         if self.http.page_size > MAX_PAGE_SIZE {
             add("http.page_size".into(), format!("at most {MAX_PAGE_SIZE} (0 sends every item in one page)"));

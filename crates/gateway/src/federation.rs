@@ -381,6 +381,16 @@ fn compile_access(config: &Config) -> Access {
     })
 }
 
+/// Compiles the flow rules. `Config::validate` compiled them already; a config that skipped
+/// validation gets the default rules (which still stop the toxic flows).
+fn compile_flows(config: &Config) -> crate::flows::FlowPolicy {
+    use crate::flows::{FlowPolicy, FlowsConfig};
+    FlowPolicy::compile(&config.flows).unwrap_or_else(|e| {
+        tracing::error!(path = %e.path, "flow rules invalid ({}); using the default rules", e.message);
+        FlowPolicy::compile(&FlowsConfig::default()).unwrap_or_else(|_| unreachable!("the default rules compile"))
+    })
+}
+
 /// Everything derived from one config: members in config order, name and URI routing.
 pub struct Federation {
     pub config: Arc<Config>,
@@ -392,6 +402,8 @@ pub struct Federation {
     pub screen: crate::screen::ToolScreen,
     /// Pinned definitions (rug pulls).
     pub pins: Arc<Pins>,
+    /// The compiled `flows` section (toxic flows).
+    pub flows: Arc<crate::flows::FlowPolicy>,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -519,7 +531,12 @@ impl Federation {
             Some(p) => p.access.clone(),
             None => Arc::new(compile_access(&config)),
         };
+        let flows = match previous.filter(|p| p.config.flows == config.flows) {
+            Some(p) => p.flows.clone(),
+            None => Arc::new(compile_flows(&config)),
+        };
         Federation {
+            flows,
             config,
             guard,
             access,

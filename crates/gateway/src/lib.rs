@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod door;
 pub mod egress;
 pub mod federation;
+pub mod flows;
 pub mod inspect;
 pub mod pins;
 pub mod pipeline;

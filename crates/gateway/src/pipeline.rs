@@ -6,6 +6,7 @@
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
+use crate::flows::{self, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use crate::pins::definition::PinKind;
 use crate::screen::Shadows;
@@ -31,6 +32,8 @@ use tracing::Instrument;
 pub struct Gateway {
     federation: ArcSwap<Federation>,
     streams: Arc<Streams>,
+    /// What each session has taken in (toxic flows); kept across reloads.
+    taints: Taints,
     /// For webhook guards.
     http: reqwest::Client,
 }
@@ -53,7 +56,7 @@ enum View<'a> {
 
 impl Gateway {
     pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams, http }
+        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints: Taints::default() }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -110,10 +113,17 @@ impl Gateway {
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
+                let labels = flow_labels(&fed, ctx, member, name, &params).await;
+                self.refuse_toxic_flow(&fed, ctx, &labels, &shown)?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
-                self.forward_inspected(call, "tools/call", params, ctx).await
+                let result = self.forward_inspected(call, "tools/call", params, ctx).await;
+                if result.is_ok() {
+                    let caller = ctx.principal.subject();
+                    self.taints.record(&fed.flows, &caller, &ctx.session.id, &labels, &shown);
+                }
+                result
             }
             "prompts/get" => {
                 let shown = params.require_str("name")?;
@@ -153,7 +163,10 @@ impl Gateway {
                         let verdict =
                             inspect_message(&self.http, &fed.guard, profile, Direction::Response, &result, &subject)
                                 .await;
-                        Ok(map_contents_uris(&member, inspected(verdict, result)?))
+                        let result = map_contents_uris(&member, inspected(verdict, result)?);
+                        let labels = member.labels_of(upstream_uri);
+                        self.taints.record(&fed.flows, &ctx.principal.subject(), &ctx.session.id, &labels, &shown);
+                        Ok(result)
                     }
                     "resources/subscribe" => self.subscribe(&member, &uri, params, ctx).await,
                     _ => {
@@ -201,6 +214,35 @@ impl Gateway {
             }
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}")).into()),
         }
+    }
+
+    /// The flow stage: refuses a call that would close a toxic flow in this session (a
+    /// flagging rule only logs it). The refusal tells the agent what the session took in
+    /// and from where, so it can explain it to the user.
+    fn refuse_toxic_flow(
+        &self,
+        fed: &Federation,
+        ctx: &RequestContext,
+        labels: &[String],
+        shown: &str,
+    ) -> Result<(), RpcError> {
+        let caller = ctx.principal.subject();
+        let Some(verdict) = self.taints.check(&fed.flows, &caller, &ctx.session.id, labels) else {
+            return Ok(());
+        };
+        let sources: serde_json::Map<String, serde_json::Value> =
+            verdict.sources.iter().map(|(label, from)| (label.clone(), json!(from))).collect();
+        tracing::warn!(
+            caller = %caller, tool = %shown, rule = %verdict.rule, sink = %verdict.sink,
+            took_in = %serde_json::Value::Object(sources.clone()),
+            "{} a call that would close a toxic flow", if verdict.block { "refused" } else { "flagged" }
+        );
+        if !verdict.block {
+            return Ok(());
+        }
+        Err(RpcError::new(ACCESS_DENIED, flows::explain(&verdict, shown)).with_data(json!({
+            "policy": "flow", "rule": verdict.rule, "took_in": sources, "sink": verdict.sink
+        })))
     }
 
     /// Many clients share one upstream session, so the upstream is asked to watch a resource
@@ -412,6 +454,23 @@ async fn refuse_withheld(
         ),
     )
     .with_data(json!({ "policy": "guard", "rule": "tool-poisoning", "findings": verdict.findings })))
+}
+
+/// The flow labels of a tool call (none when no flow rule is in force).
+async fn flow_labels(
+    fed: &Federation,
+    ctx: &RequestContext,
+    member: &Member,
+    name: &str,
+    params: &RawObject,
+) -> Vec<String> {
+    if !fed.flows.active() {
+        return Vec::new();
+    }
+    let listing = member.list(List::Tools, &ctx.principal).await.ok();
+    let definition = listing.as_ref().and_then(|l| l.items.iter().find(|t| t.get_str("name").as_deref() == Some(name)));
+    let args: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
+    fed.flows.labels_of(&member.name, name, member.labels_of(name), definition, args.as_ref())
 }
 
 /// One server's list as fetched for a client.
@@ -672,6 +731,7 @@ impl Handler for Gateway {
     }
 
     fn session_closed(&self, session: &SessionInfo) {
+        self.taints.forget(&session.id);
         let fed = self.federation();
         for uri in self.streams.forget(&session.id) {
             let Some((member, upstream_uri)) = fed.route_uri(&uri) else { continue };

@@ -112,6 +112,41 @@ pub struct Condition {
     pub one_of: Option<Vec<String>>,
 }
 
+impl Conditions {
+    pub fn list(&self) -> Vec<&Condition> {
+        match self {
+            Conditions::One(c) => vec![c],
+            Conditions::Many(v) => v.iter().collect(),
+        }
+    }
+
+    /// Whether every condition holds for these arguments (evaluated directly, for the
+    /// gateway's own rules; access rules compile them to Cedar instead).
+    pub fn hold(&self, args: Option<&Value>) -> bool {
+        self.list().iter().all(|c| c.holds(args))
+    }
+}
+
+impl Condition {
+    /// Whether the argument passes every test given (none given: it only has to be there).
+    /// Strings that are absolute paths are normalized first, like the prefix.
+    pub fn holds(&self, args: Option<&Value>) -> bool {
+        let Some(value) = args.and_then(|a| a.get(&self.arg)) else { return false };
+        let text = match value {
+            Value::String(s) if s.starts_with('/') => normalize_path(s),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let prefix_ok = self.starts_with.as_ref().is_none_or(|p| {
+            let p = if p.starts_with('/') { normalize_path(p) } else { p.clone() };
+            text.starts_with(&p)
+        });
+        prefix_ok
+            && self.equals.as_ref().is_none_or(|e| *e == text)
+            && self.one_of.as_ref().is_none_or(|set| set.contains(&text))
+    }
+}
+
 /// A rule that cannot be compiled, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -660,11 +695,7 @@ fn compile_rule(
     } else {
         named.into_iter().map(|(k, n)| (k, Some(n))).collect()
     };
-    let conditions: Vec<&Condition> = match &body.when {
-        None => Vec::new(),
-        Some(Conditions::One(c)) => vec![c],
-        Some(Conditions::Many(cs)) => cs.iter().collect(),
-    };
+    let conditions: Vec<&Condition> = body.when.as_ref().map(Conditions::list).unwrap_or_default();
     let mut args = Vec::new();
     for (i, c) in conditions.iter().enumerate() {
         let at = if matches!(body.when, Some(Conditions::Many(_))) {
@@ -962,6 +993,13 @@ mod tests {
     #[test]
     fn paths_normalize_lexically() {
         assert_eq!(normalize_path("/workspace/../etc/passwd"), "/etc/passwd");
+        let c: Conditions = serde_json::from_value(json!([{ "arg": "repo", "one_of": ["acme/private"] },
+            { "arg": "path", "starts_with": "/docs/" }]))
+        .unwrap();
+        assert!(c.hold(Some(&json!({ "repo": "acme/private", "path": "/docs/a.md" }))));
+        assert!(!c.hold(Some(&json!({ "repo": "acme/private", "path": "/docs/../etc/passwd" }))));
+        assert!(!c.hold(Some(&json!({ "repo": "acme/public", "path": "/docs/a.md" }))));
+        assert!(!c.hold(None));
         assert_eq!(normalize_path("/../../x"), "/x");
         assert_eq!(normalize_path("/a//b/./c/"), "/a/b/c/");
         assert_eq!(normalize_path("/"), "/");

@@ -124,6 +124,9 @@ enum Command {
         /// (tests) Also list a tool of this name that does what `echo` does.
         #[arg(long)]
         echo_as: Option<String>,
+        /// (tests) Serve a GitHub-like fixture: a public and a private repository.
+        #[arg(long)]
+        github: bool,
     },
 }
 
@@ -248,6 +251,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             rug_pull,
             server_name,
             echo_as,
+            github,
         } => {
             let options = portcullis_demo::DemoOptions {
                 credential_env,
@@ -256,6 +260,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 rug_pull,
                 server_name,
                 echo_as,
+                github,
             };
             match listen {
                 Some(addr) => portcullis_demo::serve_http(addr, &options)

@@ -1,0 +1,112 @@
+//! Toxic flows end to end, re-enacting the published GitHub MCP data leak against a
+//! GitHub-like fixture server (`portcullis demo-server --github`): an issue in a public
+//! repository asks the agent to copy what it finds in the author's private repository into a
+//! public pull request. The test plays the agent that obeys; the gateway must stop the write
+//! and let the honest version of the same workflow (fix a typo an issue reports) through.
+
+use portcullis_testkit::{Client, Gateway};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+
+/// What a security team writes for GitHub: issues are untrusted, the private repository's
+/// files are private, a pull request on the public repository is a public sink. The guard
+/// only flags injections in GitHub results here, so the flow rules are what stands.
+const GITHUB: &str = r#"
+servers:
+  github:
+    stdio: { command: "{bin}", args: [demo-server, --github] }
+    labels:
+      get_issue: [untrusted_content]
+flows:
+  labels:
+    - { server: github, tools: [get_file_contents], when: { arg: repo, one_of: [acme/private-repo] }, labels: [private_data] }
+    - { server: github, tools: [create_pull_request], when: { arg: repo, one_of: [acme/public-repo] }, labels: [public_sink] }
+guards:
+  profiles:
+    lenient: { response: { injection: flag } }
+  bindings:
+    - { profile: lenient, servers: [github] }
+"#;
+
+async fn call(c: &mut Client, tool: &str, arguments: Value) -> portcullis_testkit::Reply {
+    c.request("tools/call", json!({ "name": format!("github__{tool}"), "arguments": arguments })).await
+}
+
+fn text(r: &portcullis_testkit::Reply) -> String {
+    r.result()["content"][0]["text"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn the_github_leak_is_stopped_and_the_honest_workflow_goes_through() {
+    let gw = Gateway::start(GITHUB, BIN).await;
+
+    // The attack: the agent reads the issue and does what it says.
+    let mut agent = Client::connect(&gw.url, json!({})).await;
+    let issue = text(&call(&mut agent, "get_issue", json!({ "repo": "acme/public-repo", "number": 1 })).await);
+    assert!(issue.contains("acme/private-repo"), "{issue}");
+    let secret =
+        text(&call(&mut agent, "get_file_contents", json!({ "repo": "acme/private-repo", "path": "README.md" })).await);
+    assert!(secret.contains("Initech"), "{secret}");
+    let pr = json!({ "repo": "acme/public-repo", "title": "About the author", "body": secret });
+    let refused = call(&mut agent, "create_pull_request", pr).await;
+    let err = refused.error();
+    assert_eq!(
+        (err["code"].as_i64(), err["data"]["rule"].as_str()),
+        (Some(-32003), Some("untrusted-data-to-sink")),
+        "{err}"
+    );
+    assert_eq!(
+        err["data"]["took_in"],
+        json!({ "untrusted_content": "github__get_issue", "private_data": "github__get_file_contents" })
+    );
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("untrusted content (from `github__get_issue`)") && message.contains("Tell the user"),
+        "{message}"
+    );
+    assert!(!message.contains("Initech"), "the refusal does not repeat the data");
+    // Nothing reached the public repository; reads still work in the tainted session.
+    let pulls = text(&call(&mut agent, "list_pull_requests", json!({ "repo": "acme/public-repo" })).await);
+    assert_eq!(pulls, "[]");
+    // A pull request on the private repository is no public sink.
+    let inside =
+        call(&mut agent, "create_pull_request", json!({ "repo": "acme/private-repo", "title": "notes" })).await;
+    assert!(text(&inside).starts_with("Created pull request"), "{}", inside.raw);
+
+    // The honest workflow, in a fresh session: issue, public file, pull request.
+    let mut agent = Client::connect(&gw.url, json!({})).await;
+    call(&mut agent, "get_issue", json!({ "repo": "acme/public-repo", "number": 2 })).await.result();
+    let readme =
+        text(&call(&mut agent, "get_file_contents", json!({ "repo": "acme/public-repo", "path": "README.md" })).await);
+    let fix = json!({ "repo": "acme/public-repo", "title": "Fix typo", "body": readme.replace("tpyo", "typo") });
+    let created = call(&mut agent, "create_pull_request", fix).await;
+    assert!(text(&created).starts_with("Created pull request"), "{}", created.raw);
+    let pulls = text(&call(&mut agent, "list_pull_requests", json!({ "repo": "acme/public-repo" })).await);
+    assert!(pulls.contains("Fix typo") && !pulls.contains("Initech"), "{pulls}");
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn nothing_destructive_after_untrusted_content_and_flag_only_logs() {
+    // `delete_file` says `destructiveHint: true` in its annotations: no label needed.
+    let gw = Gateway::start(GITHUB, BIN).await;
+    let mut agent = Client::connect(&gw.url, json!({})).await;
+    let delete = json!({ "repo": "acme/public-repo", "path": "README.md" });
+    assert!(text(&call(&mut agent, "delete_file", delete.clone()).await).starts_with("Deleted"), "a clean session may");
+    call(&mut agent, "get_issue", json!({ "repo": "acme/public-repo", "number": 2 })).await.result();
+    let refused = call(&mut agent, "delete_file", delete.clone()).await;
+    assert_eq!(refused.error()["data"]["rule"], "untrusted-to-destructive", "{}", refused.raw);
+    gw.server.shutdown().await.unwrap();
+
+    // The same rule set to `flag`: recorded in the log, the call goes through.
+    let flagged = GITHUB.replace(
+        "flows:\n",
+        "flows:\n  rules:\n    - { id: watch-deletes, after: [untrusted_content], deny: [destructive], action: flag }\n",
+    );
+    let gw = Gateway::start(&flagged, BIN).await;
+    let mut agent = Client::connect(&gw.url, json!({})).await;
+    call(&mut agent, "get_issue", json!({ "repo": "acme/public-repo", "number": 2 })).await.result();
+    assert!(text(&call(&mut agent, "delete_file", delete).await).starts_with("Deleted"));
+    gw.server.shutdown().await.unwrap();
+}
