@@ -100,36 +100,71 @@ impl ToolScreen {
     }
 }
 
-/// The tools that imitate another server's tool by a look-alike name, with why: beside a
-/// plain-ASCII original, the names with other scripts' letters; among plain look-alikes
-/// (`send_ernail`, `read_fiIe`), all but the name pinned first (all of them when no pin
-/// says which came first). `tools` are (server, upstream name, federated name);
-/// `pinned_at` says when a server's tool was first approved.
+/// The tools that imitate another server's tool by name, with why. A look-alike name: beside
+/// a plain-ASCII original, the names with other scripts' letters go; among plain look-alikes
+/// (`send_ernail`, `read_fiIe`), all but the name pinned first (all of them when no pin says
+/// which came first). The same federated name twice: a server without a prefix listing
+/// `github__create_issue` beside the `github` server's own goes. Names are compared as the
+/// upstreams give them and as clients see them (a server without a prefix can imitate a
+/// prefixed name). `tools` are (server, upstream name, federated name); `pinned_at` says when
+/// a server's tool was first approved.
 pub fn shadowed<'a>(
     tools: &'a [(&'a str, String, String)],
     pinned_at: impl Fn(&str, &str) -> Option<i64>,
 ) -> HashMap<(&'a str, &'a str), String> {
-    let names: Vec<(&'a str, &'a str)> = tools.iter().map(|(server, name, _)| (*server, name.as_str())).collect();
+    let upstream: Vec<(&str, &str)> = tools.iter().map(|(server, name, _)| (*server, name.as_str())).collect();
+    let federated: Vec<(&str, &str)> = tools.iter().map(|(server, _, shown)| (*server, shown.as_str())).collect();
     let mut out = HashMap::new();
-    for group in confusable_names(&names) {
-        let plain: Vec<usize> = group.iter().copied().filter(|&i| is_plain_name(names[i].1)).collect();
-        let candidates = if !plain.is_empty() && plain.len() < group.len() { plain } else { group.clone() };
-        let first = candidates.iter().copied().filter_map(|i| Some((pinned_at(names[i].0, names[i].1)?, i))).min();
-        let same_name = candidates.iter().all(|&i| names[i].1 == names[candidates[0]].1);
-        let original = match first {
-            _ if same_name => Some(candidates[0]),
-            Some((_, i)) => Some(i),
-            None => None,
-        };
-        for &i in &group {
-            let (server, name) = names[i];
-            if original.is_some_and(|o| names[o].1 == name) {
-                continue;
+    for names in [&upstream, &federated] {
+        for group in confusable_names(names) {
+            for (i, why) in impostors(names, &group, tools, &pinned_at) {
+                out.insert((tools[i].0, tools[i].1.as_str()), why);
             }
-            let other = original.or_else(|| group.iter().copied().find(|&j| names[j].0 != server));
-            let like = other.map_or_else(String::new, |j| format!(" `{}` of server `{}`", tools[j].2, names[j].0));
-            out.insert((server, name), format!("its name looks like{like} without being it"));
         }
+    }
+    let mut by_shown: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (_, shown)) in federated.iter().enumerate() {
+        by_shown.entry(shown).or_default().push(i);
+    }
+    for group in by_shown.values().filter(|g| g.len() > 1) {
+        let prefixed = group.iter().copied().find(|&j| tools[j].1 != tools[j].2);
+        for &i in group.iter().filter(|&&i| tools[i].1 == tools[i].2) {
+            if let Some(j) = prefixed.filter(|&j| tools[j].0 != tools[i].0) {
+                out.insert(
+                    (tools[i].0, tools[i].1.as_str()),
+                    format!("its name is that of `{}` of server `{}`", tools[j].2, tools[j].0),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The members of one look-alike group that are withheld, with why.
+fn impostors(
+    names: &[(&str, &str)],
+    group: &[usize],
+    tools: &[(&str, String, String)],
+    pinned_at: &impl Fn(&str, &str) -> Option<i64>,
+) -> Vec<(usize, String)> {
+    let plain: Vec<usize> = group.iter().copied().filter(|&i| is_plain_name(names[i].1)).collect();
+    let candidates = if !plain.is_empty() && plain.len() < group.len() { plain } else { group.to_vec() };
+    let first = candidates.iter().copied().filter_map(|i| Some((pinned_at(tools[i].0, &tools[i].1)?, i))).min();
+    let same_name = candidates.iter().all(|&i| names[i].1 == names[candidates[0]].1);
+    let original = match first {
+        _ if same_name => Some(candidates[0]),
+        Some((_, i)) => Some(i),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for &i in group {
+        let (server, name) = names[i];
+        if original.is_some_and(|o| names[o].1 == name) {
+            continue;
+        }
+        let other = original.or_else(|| group.iter().copied().find(|&j| names[j].0 != server));
+        let like = other.map_or_else(String::new, |j| format!(" `{}` of server `{}`", tools[j].2, tools[j].0));
+        out.push((i, format!("its name looks like{like} without being it")));
     }
     out
 }
@@ -157,5 +192,14 @@ mod tests {
         assert!(pinned[&("evil", "send_ernail")].contains("`mail__send_email` of server `mail`"));
         let same = tools(&[("a", "search"), ("b", "search")]);
         assert!(shadowed(&same, |_, _| None).is_empty());
+        // A server without a prefix names a tool like another server's federated one.
+        let mut t = tools(&[("github", "create_issue")]);
+        t.push(("local", "github__create_issue".into(), "github__create_issue".into()));
+        t.push(("local", "g\u{0456}thub__create_issue".into(), "g\u{0456}thub__create_issue".into()));
+        let found = shadowed(&t, |_, _| None);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[&("local", "github__create_issue")].contains("is that of `github__create_issue` of server `github`")
+        );
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod guard_cli;
+mod import;
 mod keys_cli;
 mod scan;
 mod secrets_cli;
@@ -102,6 +103,17 @@ enum Command {
         #[command(flatten)]
         args: scan::ScanArgs,
     },
+    /// Move the servers `scan` finds behind the gateway: into the gateway config, their
+    /// plaintext secrets into the vault, and the client configs pointed at the gateway (with
+    /// backups). Try `--dry-run` first: it shows every change as a diff.
+    Import {
+        /// The gateway config to add the servers to (default: $PORTCULLIS_CONFIG, else
+        /// ./portcullis.yaml, created if missing).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        args: import::ImportArgs,
+    },
     /// Run the built-in demo MCP server (stdio, or Streamable HTTP at /mcp with --listen).
     DemoServer {
         #[arg(long)]
@@ -167,7 +179,7 @@ fn parse_category(s: &str) -> Result<portcullis_guard::Category, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A scan reports what it finds itself; the upstream clients' progress lines are noise there.
-    init_logging(if matches!(cli.command, Command::Scan { .. }) { "error" } else { "info" });
+    init_logging(if matches!(cli.command, Command::Scan { .. } | Command::Import { .. }) { "error" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -233,6 +245,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Tools { config, command } => {
             tools_cli::run(config_path(config), command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { config, args } => {
+            let config = config.or_else(|| std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from));
+            import::run(config, args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Scan { args } => {

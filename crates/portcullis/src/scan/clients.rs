@@ -54,6 +54,10 @@ pub struct Server {
     pub env: Vec<(String, String)>,
     pub url: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The keys leading to the JSON object that holds this entry under its name (e.g.
+    /// `["mcpServers"]`), when the client keeps its servers that way; `None` for lists, TOML
+    /// and nested shapes, which `portcullis import` leaves for a person to edit.
+    pub within: Option<Vec<String>>,
 }
 
 /// Every file to look at under `home` (user level) and each of `projects`.
@@ -123,42 +127,47 @@ impl Candidate {
         };
         let doc = parse(&self.path, &text)?;
         let mut servers = Vec::new();
-        let mut add = |name: &str, entry: &Value| {
-            if let Some(s) = self.server(name, entry) {
+        let mut add = |name: &str, entry: &Value, within: Option<Vec<String>>| {
+            if let Some(s) = self.server(name, entry, within) {
                 servers.push(s);
             }
         };
-        let each = |map: Option<&Value>, add: &mut dyn FnMut(&str, &Value)| {
-            if let Some(map) = map.and_then(Value::as_object) {
-                for (name, entry) in map {
-                    add(name, entry);
-                }
+        // Entries of the JSON object at `path`; `rewritable`: import may edit it there.
+        let each = |path: &[&str], rewritable: bool, add: &mut AddServer| {
+            let map = path.iter().try_fold(&doc, |v, k| v.get(*k)).and_then(Value::as_object);
+            for (name, entry) in map.into_iter().flatten() {
+                add(name, entry, rewritable.then(|| path.iter().map(|k| (*k).to_owned()).collect()));
             }
         };
+        let json = self.path.extension().is_some_and(|e| e == "json");
         match self.shape {
-            Shape::McpServers => each(doc.get("mcpServers"), &mut add),
+            Shape::McpServers => each(&["mcpServers"], json, &mut add),
             Shape::ClaudeCode => {
-                each(doc.get("mcpServers"), &mut add);
-                if let Some(projects) = doc.get("projects").and_then(Value::as_object) {
-                    for project in projects.values() {
-                        each(project.get("mcpServers"), &mut add);
-                    }
+                each(&["mcpServers"], json, &mut add);
+                let projects: Vec<String> = doc
+                    .get("projects")
+                    .and_then(Value::as_object)
+                    .map(|p| p.keys().cloned().collect())
+                    .unwrap_or_default();
+                for project in &projects {
+                    each(&["projects", project, "mcpServers"], json, &mut add);
                 }
             }
             Shape::VsCode => {
-                each(doc.get("servers"), &mut add);
-                each(doc.get("mcp").and_then(|m| m.get("servers")), &mut add);
+                let mcp_json = self.path.file_name().is_some_and(|n| n == "mcp.json");
+                each(&["servers"], mcp_json, &mut add);
+                each(&["mcp", "servers"], false, &mut add);
             }
-            Shape::Zed => each(doc.get("context_servers"), &mut add),
-            Shape::Codex => each(doc.get("mcp_servers"), &mut add),
+            Shape::Zed => each(&["context_servers"], false, &mut add),
+            Shape::Codex => each(&["mcp_servers"], false, &mut add),
             Shape::Continue => {
                 for (i, entry) in doc.get("mcpServers").and_then(Value::as_array).into_iter().flatten().enumerate() {
                     let name = entry.get("name").and_then(Value::as_str).map_or_else(|| format!("#{i}"), str::to_owned);
-                    add(&name, entry);
+                    add(&name, entry, None);
                 }
                 let old = doc.get("experimental").and_then(|e| e.get("modelContextProtocolServers"));
                 for (i, entry) in old.and_then(Value::as_array).into_iter().flatten().enumerate() {
-                    add(&format!("#{i}"), entry.get("transport").unwrap_or(entry));
+                    add(&format!("#{i}"), entry.get("transport").unwrap_or(entry), None);
                 }
             }
         }
@@ -166,7 +175,7 @@ impl Candidate {
     }
 
     /// One entry, in whichever of the common spellings the client uses.
-    fn server(&self, name: &str, entry: &Value) -> Option<Server> {
+    fn server(&self, name: &str, entry: &Value, within: Option<Vec<String>>) -> Option<Server> {
         let entry = entry.as_object()?;
         let text = |k: &str| entry.get(k).and_then(Value::as_str).map(str::to_owned);
         let pairs = |v: Option<&Value>| -> Vec<(String, String)> {
@@ -214,12 +223,16 @@ impl Candidate {
             env,
             url,
             headers: pairs(entry.get("headers").or_else(|| entry.get("requestInit").and_then(|r| r.get("headers")))),
+            within,
         })
     }
 }
 
+/// Takes one entry of a file: its name, its value, and where it sits (if rewritable).
+type AddServer<'a> = dyn FnMut(&str, &Value, Option<Vec<String>>) + 'a;
+
 /// JSON with comments and trailing commas (VS Code, Zed), YAML or TOML, by extension.
-fn parse(path: &Path, text: &str) -> Result<Value, String> {
+pub fn parse(path: &Path, text: &str) -> Result<Value, String> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => toml::from_str::<toml::Value>(text)
             .map_err(|e| format!("not valid TOML: {}", e.message()))

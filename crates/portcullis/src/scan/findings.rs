@@ -47,10 +47,13 @@ const SECRET_WORDS: &[&str] =
     &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "APIKEY", "API_KEY", "ACCESS_KEY", "PRIVATE_KEY", "AUTH", "CREDENTIAL"];
 
 /// A value that points at a secret instead of holding it: `${VAR}`, `$VAR`, `env:`, a
-/// `secret:` reference, a 1Password `op://` reference, a `{{ template }}`.
+/// `secret:` reference, a 1Password `op://` reference, a `{{ template }}`, or the name of
+/// an environment variable (`--token-env GITHUB_TOKEN`).
 fn is_reference(value: &str) -> bool {
     let v = value.trim();
+    let variable_name = v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     v.is_empty()
+        || variable_name
         || v.starts_with('$')
         || v.starts_with("env:")
         || v.starts_with("secret:")
@@ -61,7 +64,7 @@ fn is_reference(value: &str) -> bool {
 
 /// What the secret scanner sees in `value`, by detector, or a credential-named key with a
 /// literal value.
-fn secret_in(scanner: &SecretScanner, key: Option<&str>, value: &str) -> Option<String> {
+pub fn secret_in(scanner: &SecretScanner, key: Option<&str>, value: &str) -> Option<String> {
     let mut found = Vec::new();
     scanner.scan(value, &mut found);
     if let Some(f) = found.first() {
@@ -137,7 +140,7 @@ fn is_loopback(url: &url::Url) -> bool {
 
 /// Argument `n` as (`--flag` of `--flag=value`, the value, the key naming the value): the
 /// flag itself, or the previous argument when it is a `--flag` taking this one.
-fn arg_parts(args: &[String], n: usize) -> (Option<&str>, &str, Option<&str>) {
+pub fn arg_parts(args: &[String], n: usize) -> (Option<&str>, &str, Option<&str>) {
     let arg = &args[n];
     let (flag, value) = arg.split_once('=').map_or((None, arg.as_str()), |(f, v)| (Some(f), v));
     let previous = n.checked_sub(1).and_then(|p| args.get(p)).filter(|p| p.starts_with('-'));
@@ -174,6 +177,19 @@ pub fn shown_url(url: &str) -> String {
             u.to_string()
         }
         Err(_) => "<not a URL>".to_owned(),
+    }
+}
+
+/// Whether the client reaches this server through Portcullis: `portcullis serve`, or a URL
+/// under one of `gateways`.
+pub fn behind_gateway(server: &Server, gateways: &[String]) -> bool {
+    match (&server.command, &server.url) {
+        (_, Some(url)) => gateways.iter().any(|g| url.starts_with(g.as_str())),
+        (Some(command), None) => {
+            let program = std::path::Path::new(command).file_name().and_then(|p| p.to_str()).unwrap_or("");
+            program.trim_end_matches(".exe") == "portcullis" && server.args.iter().any(|a| a == "serve")
+        }
+        (None, None) => false,
     }
 }
 
@@ -223,15 +239,7 @@ pub fn check(servers: &[Server], gateways: &[String]) -> Vec<Finding> {
                 add("unpinned-package", format!("`{package}` has no version: pin it (e.g. `{package}@1.2.3`)"));
             }
         }
-        let via_gateway = match (&s.command, &s.url) {
-            (_, Some(url)) => gateways.iter().any(|g| url.starts_with(g.as_str())),
-            (Some(command), None) => {
-                let program = std::path::Path::new(command).file_name().and_then(|p| p.to_str()).unwrap_or("");
-                program == "portcullis"
-            }
-            (None, None) => false,
-        };
-        if !via_gateway {
+        if !behind_gateway(s, gateways) {
             add(
                 "not-behind-gateway",
                 "not behind the gateway: add it to the gateway's `servers` and point the client at the gateway".into(),
@@ -273,5 +281,6 @@ mod tests {
         assert!(secret_in(&s, Some("API_KEY"), "secret:api").is_none());
         assert!(secret_in(&s, Some("API_KEY"), "sk-live-0123456789abcdef").is_some());
         assert!(secret_in(&s, Some("MODE"), "production-mode").is_none());
+        assert!(secret_in(&s, Some("credential-env"), "GITHUB_TOKEN").is_none(), "a variable's name");
     }
 }

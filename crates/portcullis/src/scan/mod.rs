@@ -4,9 +4,9 @@
 //! SARIF for code-scanning tools. It names where a secret is (file, server, key), never the
 //! secret.
 
-mod clients;
+pub mod clients;
 mod connect;
-mod findings;
+pub mod findings;
 mod sarif;
 
 use anyhow::Result;
