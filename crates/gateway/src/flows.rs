@@ -4,7 +4,8 @@
 //!
 //! Tools (and resources) carry labels: from `servers.X.labels`, from `flows.labels` (which
 //! may depend on the call's arguments: the same tool reads a private or a public repository)
-//! and, unless turned off, from the tool's own MCP annotations. What a successful call takes
+//! and, unless turned off, from what a tool says of itself (its MCP annotations, its name's
+//! leading verb). What a successful call takes
 //! in marks the session (per caller and session); rules then refuse calls that would close a
 //! toxic flow. By default: after untrusted content and private data, no public sink; after
 //! untrusted content, nothing destructive.
@@ -35,9 +36,11 @@ pub const DESTRUCTIVE: &str = "destructive";
 pub struct FlowsConfig {
     /// Track sessions and enforce the rules (default true).
     pub enabled: bool,
-    /// Labels from tools' MCP annotations: `destructiveHint` → destructive; `openWorldHint`
-    /// with `readOnlyHint: true` → untrusted_content, with `readOnlyHint: false` → public_sink.
-    pub annotations: bool,
+    /// Labels from what tools say of themselves: MCP annotations (`destructiveHint` →
+    /// destructive; `openWorldHint` with `readOnlyHint: true` → untrusted_content, with
+    /// `readOnlyHint: false` → public_sink) and names (`delete_*`, `remove_*`, `drop_*`, ... →
+    /// destructive; `fetch*`, `browse*`, `scrape*`, `*web_search*` → untrusted_content).
+    pub heuristics: bool,
     /// Labels that depend on the call: a server, tool globs, conditions on the arguments.
     pub labels: Vec<FlowLabelConfig>,
     /// The rules; default: `untrusted-data-to-sink` and `untrusted-to-destructive`.
@@ -46,7 +49,7 @@ pub struct FlowsConfig {
 
 impl Default for FlowsConfig {
     fn default() -> Self {
-        FlowsConfig { enabled: true, annotations: true, labels: Vec::new(), rules: None }
+        FlowsConfig { enabled: true, heuristics: true, labels: Vec::new(), rules: None }
     }
 }
 
@@ -111,7 +114,7 @@ struct LabelRule {
 /// The compiled `flows` section.
 pub struct FlowPolicy {
     enabled: bool,
-    annotations: bool,
+    heuristics: bool,
     labels: Vec<LabelRule>,
     rules: Vec<FlowRuleConfig>,
 }
@@ -164,7 +167,7 @@ impl FlowPolicy {
                 return Err(err(at, "a rule needs labels in both `after` and `deny`"));
             }
         }
-        Ok(FlowPolicy { enabled: config.enabled, annotations: config.annotations, labels, rules })
+        Ok(FlowPolicy { enabled: config.enabled, heuristics: config.heuristics, labels, rules })
     }
 
     /// Whether calls need their labels at all.
@@ -173,7 +176,7 @@ impl FlowPolicy {
     }
 
     /// The labels of a call: configured for the tool (`configured`, from `servers.X.labels`),
-    /// from `flows.labels` for these arguments, and from the definition's annotations.
+    /// from `flows.labels` for these arguments, and from the definition's annotations and name.
     pub fn labels_of(
         &self,
         server: &str,
@@ -194,14 +197,21 @@ impl FlowPolicy {
                 rule.labels.iter().for_each(|l| add(l));
             }
         }
-        if self.annotations {
+        if self.heuristics {
             let hints = definition
                 .and_then(|d| d.get("annotations"))
                 .and_then(|a| serde_json::from_str::<Value>(a.get()).ok())
                 .unwrap_or_default();
             let hint = |name: &str| hints.get(name).and_then(Value::as_bool);
-            if hint("destructiveHint") == Some(true) && hint("readOnlyHint") != Some(true) {
+            let read_only = hint("readOnlyHint") == Some(true);
+            let verb = leading_verb(tool);
+            if !read_only && (hint("destructiveHint") == Some(true) || DESTRUCTIVE_VERBS.contains(&verb.as_str())) {
                 add(DESTRUCTIVE);
+            }
+            let lower = tool.to_ascii_lowercase();
+            if UNTRUSTED_VERBS.contains(&verb.as_str()) || lower.contains("web_search") || lower.contains("search_web")
+            {
+                add(UNTRUSTED);
             }
             match (hint("openWorldHint"), hint("readOnlyHint")) {
                 (Some(true), Some(true)) => add(UNTRUSTED),
@@ -224,6 +234,19 @@ impl FlowPolicy {
     fn marks(&self, label: &str) -> bool {
         self.rules.iter().any(|r| r.after.iter().any(|a| a == label))
     }
+}
+
+/// Tool names starting with these verbs delete or overwrite.
+const DESTRUCTIVE_VERBS: &[&str] = &["delete", "remove", "drop", "destroy", "purge", "wipe", "truncate", "erase"];
+/// Tool names starting with these verbs bring in what anyone on the web wrote.
+const UNTRUSTED_VERBS: &[&str] = &["fetch", "browse", "scrape", "crawl"];
+
+/// The first word of a tool name, lowercased: `delete` of `delete_file`, `deleteFile`, `delete-file`.
+fn leading_verb(name: &str) -> String {
+    let mut chars = name.chars();
+    let mut verb: String = chars.next().map(|c| c.to_ascii_lowercase()).into_iter().collect();
+    verb.extend(chars.take_while(char::is_ascii_lowercase));
+    verb
 }
 
 /// What has entered one session: each marking label, with the first tool that brought it.
@@ -378,8 +401,21 @@ mod tests {
         .unwrap();
         let def = RawObject::parse(&raw, "tool").unwrap();
         assert_eq!(p.labels_of("gh", "rm", l(&["custom"]), Some(&def), None), ["custom", DESTRUCTIVE, SINK]);
-        let off = policy("annotations: false");
+        let off = policy("heuristics: false");
         assert!(off.labels_of("gh", "rm", vec![], Some(&def), None).is_empty());
+    }
+
+    #[test]
+    fn names_say_what_tools_do() {
+        let p = policy("{}");
+        let labels = |tool: &str| p.labels_of("s", tool, vec![], None, None);
+        assert_eq!(labels("delete_file"), [DESTRUCTIVE]);
+        assert_eq!(labels("deleteRepository"), [DESTRUCTIVE]);
+        assert_eq!(labels("fetch"), [UNTRUSTED]);
+        assert_eq!(labels("brave_web_search"), [UNTRUSTED]);
+        assert!(
+            labels("deleted_items_count").is_empty() && labels("read_file").is_empty() && labels("dropdown").is_empty()
+        );
     }
 
     #[test]

@@ -55,6 +55,16 @@ fn tools_cli_fails(config: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The changed `get_weather` also asks for the conversation, which the poisoning screen
+/// withholds on its own; these tests only flag poisoning so that what they see is pinning.
+const FLAG_POISONING: &str = "
+guards:
+  profiles:
+    lenient: { response: { poisoning: flag, injection: flag } }
+  bindings:
+    - { profile: lenient }
+";
+
 const WEATHER: &str = r#"
 servers:
   weather:
@@ -63,7 +73,7 @@ servers:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rug_pull_is_withheld_until_approved_and_pins_survive_a_restart() {
-    let (gw, config) = Gateway::start_file(WEATHER, BIN).await;
+    let (gw, config) = Gateway::start_file(&format!("{WEATHER}{FLAG_POISONING}"), BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
     let before = tools(&mut c).await;
     let weather = before.iter().find(|t| t["name"] == "weather__get_weather").expect("listed at first");
@@ -146,7 +156,7 @@ servers:
     stdio: { command: "{bin}", args: [demo-server, --rug-pull] }
     pinning: { on_change: allow }
 "#;
-    let (gw, config) = Gateway::start_file(yaml, BIN).await;
+    let (gw, config) = Gateway::start_file(&format!("{yaml}{FLAG_POISONING}"), BIN).await;
     let mut c = Client::connect(&gw.url, json!({})).await;
     for server in ["strict", "lax"] {
         let r = call(&mut c, &format!("{server}__get_weather"), json!({ "city": "Rome" })).await;
