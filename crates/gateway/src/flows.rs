@@ -68,7 +68,9 @@ pub struct FlowLabelConfig {
 }
 
 /// One rule: once every label of `after` has entered the session, calls to tools with any
-/// label of `deny` are refused (or only logged, `action: flag`).
+/// label of `deny` are refused (`block`), need the user's yes (`ask`: the gateway asks through
+/// the client, MCP elicitation; refused when the client cannot ask or the user says no), or
+/// are only logged (`flag`).
 #[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FlowRuleConfig {
@@ -84,6 +86,7 @@ pub struct FlowRuleConfig {
 pub enum FlowAction {
     #[default]
     Block,
+    Ask,
     Flag,
 }
 
@@ -260,7 +263,7 @@ struct Taint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowVerdict {
     pub rule: String,
-    pub block: bool,
+    pub action: FlowAction,
     /// `label` ← `tool that brought it`, for each label the rule waited for.
     pub sources: Vec<(String, String)>,
     /// The label of the called tool that the rule denies.
@@ -289,7 +292,7 @@ impl Taints {
         let (rule, sink) = policy.breaks(taint, labels)?;
         let sources =
             rule.after.iter().map(|a| (a.clone(), taint.sources.get(a).cloned().unwrap_or_default())).collect();
-        Some(FlowVerdict { rule: rule.id.clone(), block: rule.action == FlowAction::Block, sources, sink })
+        Some(FlowVerdict { rule: rule.id.clone(), action: rule.action, sources, sink })
     }
 
     /// Marks the session with what a successful call (of `what`, a tool or resource name as
@@ -332,17 +335,33 @@ fn evict(sessions: &mut HashMap<(String, String), Taint>) {
     }
 }
 
-/// How a refusal reads to the agent (and so to the user): what entered the session, from
-/// where, and why this call would close a toxic flow.
-pub fn explain(verdict: &FlowVerdict, tool: &str) -> String {
+/// What the session took in and from where: "untrusted content (from `gh__get_issue`) and ...".
+fn took_in(verdict: &FlowVerdict) -> String {
     let took: Vec<String> =
         verdict.sources.iter().map(|(label, from)| format!("{} (from `{from}`)", label.replace('_', " "))).collect();
+    took.join(" and ")
+}
+
+/// How a refusal reads to the agent (and so to the user): what entered the session, from
+/// where, and why this call would close a toxic flow. `why` says why asking did not help.
+pub fn explain(verdict: &FlowVerdict, tool: &str, why: Option<&str>) -> String {
+    let why = why.map(|w| format!(" {w}.")).unwrap_or_default();
     format!(
-        "`{tool}` is blocked by flow rule `{}`: this session has taken in {}, and `{tool}` is a {} tool. \
+        "`{tool}` is blocked by flow rule `{}`: this session has taken in {}, and `{tool}` is a {} tool.{why} \
          Tell the user what was about to happen; if they want it done, it can be done in a new session \
          that has not read that content.",
         verdict.rule,
-        took.join(" and "),
+        took_in(verdict),
+        verdict.sink.replace('_', " ")
+    )
+}
+
+/// The question put to the user for an `ask` rule.
+pub fn question(verdict: &FlowVerdict, tool: &str) -> String {
+    format!(
+        "This conversation has taken in {}. The agent now wants to call `{tool}`, which is a {} tool: \
+         what it read could be sent on. Allow this call?",
+        took_in(verdict),
         verdict.sink.replace('_', " ")
     )
 }
@@ -370,8 +389,8 @@ mod tests {
         assert_eq!(destructive.rule, "untrusted-to-destructive");
         t.record(&p, "alice", "s1", &l(&[PRIVATE]), "gh__get_file_contents");
         let v = t.check(&p, "alice", "s1", &l(&[SINK])).unwrap();
-        assert_eq!((v.rule.as_str(), v.block, v.sink.as_str()), ("untrusted-data-to-sink", true, SINK));
-        let message = explain(&v, "gh__create_pull_request");
+        assert_eq!((v.rule.as_str(), v.action, v.sink.as_str()), ("untrusted-data-to-sink", FlowAction::Block, SINK));
+        let message = explain(&v, "gh__create_pull_request", None);
         assert!(
             message
                 .contains("untrusted content (from `gh__get_issue`) and private data (from `gh__get_file_contents`)"),

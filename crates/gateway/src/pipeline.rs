@@ -6,7 +6,7 @@
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
-use crate::flows::{self, Taints};
+use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use crate::pins::definition::PinKind;
 use crate::screen::Shadows;
@@ -114,7 +114,7 @@ impl Gateway {
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
                 let labels = flow_labels(&fed, ctx, member, name, &params).await;
-                self.refuse_toxic_flow(&fed, ctx, &labels, &shown)?;
+                self.refuse_toxic_flow(&fed, ctx, &labels, &shown).await?;
                 let mut params = params;
                 params.set("name", name);
                 let call = Call { fed: &fed, member, name, shown: &shown, what: "tool" };
@@ -216,10 +216,10 @@ impl Gateway {
         }
     }
 
-    /// The flow stage: refuses a call that would close a toxic flow in this session (a
-    /// flagging rule only logs it). The refusal tells the agent what the session took in
-    /// and from where, so it can explain it to the user.
-    fn refuse_toxic_flow(
+    /// The flow stage: refuses a call that would close a toxic flow in this session, or asks
+    /// the user first (`ask`); a flagging rule only logs it. The refusal tells the agent what
+    /// the session took in and from where, so it can explain it to the user.
+    async fn refuse_toxic_flow(
         &self,
         fed: &Federation,
         ctx: &RequestContext,
@@ -232,15 +232,26 @@ impl Gateway {
         };
         let sources: serde_json::Map<String, serde_json::Value> =
             verdict.sources.iter().map(|(label, from)| (label.clone(), json!(from))).collect();
-        tracing::warn!(
-            caller = %caller, tool = %shown, rule = %verdict.rule, sink = %verdict.sink,
-            took_in = %serde_json::Value::Object(sources.clone()),
-            "{} a call that would close a toxic flow", if verdict.block { "refused" } else { "flagged" }
-        );
-        if !verdict.block {
-            return Ok(());
-        }
-        Err(RpcError::new(ACCESS_DENIED, flows::explain(&verdict, shown)).with_data(json!({
+        let took_in = serde_json::Value::Object(sources.clone());
+        let why = match verdict.action {
+            FlowAction::Flag => {
+                tracing::warn!(caller = %caller, tool = %shown, rule = %verdict.rule, sink = %verdict.sink,
+                    took_in = %took_in, "flagged a call that closes a toxic flow");
+                return Ok(());
+            }
+            FlowAction::Block => None,
+            FlowAction::Ask => match ask_user(ctx, &flows::question(&verdict, shown)).await {
+                Ok(()) => {
+                    tracing::warn!(caller = %caller, tool = %shown, rule = %verdict.rule, took_in = %took_in,
+                        "the user allowed a call that closes a toxic flow");
+                    return Ok(());
+                }
+                Err(why) => Some(why),
+            },
+        };
+        tracing::warn!(caller = %caller, tool = %shown, rule = %verdict.rule, sink = %verdict.sink,
+            took_in = %took_in, "refused a call that would close a toxic flow");
+        Err(RpcError::new(ACCESS_DENIED, flows::explain(&verdict, shown, why.as_deref())).with_data(json!({
             "policy": "flow", "rule": verdict.rule, "took_in": sources, "sink": verdict.sink
         })))
     }
@@ -454,6 +465,33 @@ async fn refuse_withheld(
         ),
     )
     .with_data(json!({ "policy": "guard", "rule": "tool-poisoning", "findings": verdict.findings })))
+}
+
+/// How long the user has to answer the gateway's question.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Asks the user, through the client (MCP elicitation), to allow a call; `Err` says why it
+/// is not allowed (the user said no, or the client cannot ask).
+async fn ask_user(ctx: &RequestContext, question: &str) -> Result<(), String> {
+    let params = json!({
+        "message": question,
+        "requestedSchema": { "type": "object", "properties": {
+            "allow": { "type": "boolean", "title": "Allow this call", "default": false } }, "required": ["allow"] }
+    });
+    let answer = match ctx.peer.request("elicitation/create", Some(&to_raw(&params)), ASK_TIMEOUT).await {
+        Ok(raw) => serde_json::from_str::<serde_json::Value>(raw.get()).unwrap_or_default(),
+        Err(e) => {
+            tracing::debug!(error = %e.get(), "could not ask the user");
+            return Err(
+                "It needs the user's approval, and the client could not ask them (no elicitation support)".into()
+            );
+        }
+    };
+    if answer["action"] == "accept" && answer["content"]["allow"] == json!(true) {
+        Ok(())
+    } else {
+        Err("The user did not allow it".into())
+    }
 }
 
 /// The flow labels of a tool call (none when no flow rule is in force).

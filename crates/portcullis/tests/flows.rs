@@ -110,3 +110,54 @@ async fn nothing_destructive_after_untrusted_content_and_flag_only_logs() {
     assert!(text(&call(&mut agent, "delete_file", delete).await).starts_with("Deleted"));
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_ask_rule_puts_the_question_to_the_user() {
+    let asking = GITHUB.replace(
+        "flows:\n",
+        "flows:\n  rules:\n    - { id: ask-before-sharing, after: [untrusted_content, private_data], deny: [public_sink], action: ask }\n",
+    );
+    let gw = Gateway::start(&asking, BIN).await;
+    let pr = |id: u64| {
+        json!({ "jsonrpc": "2.0", "id": id, "method": "tools/call", "params": { "name": "github__create_pull_request",
+            "arguments": { "repo": "acme/public-repo", "title": "About the author" } } })
+    };
+    // A client that can ask its user: yes once, then no.
+    let mut agent = Client::connect(&gw.url, json!({ "elicitation": {} })).await;
+    read_issue_and_private_file(&mut agent).await;
+    for (id, allow) in [(7, true), (8, false)] {
+        let mut sse = agent.post_stream(&pr(id)).await;
+        let ask = sse.next().await;
+        assert_eq!(ask["method"], "elicitation/create", "{ask}");
+        let question = ask["params"]["message"].as_str().unwrap();
+        assert!(
+            question.contains("untrusted content (from `github__get_issue`)") && question.contains("Allow"),
+            "{question}"
+        );
+        let answer = json!({ "jsonrpc": "2.0", "id": ask["id"], "result": { "action": "accept", "content": { "allow": allow } } });
+        assert_eq!(agent.post_raw(&answer.to_string()).await.status, 202);
+        let done = sse.next().await;
+        assert_eq!(done["id"], id);
+        if allow {
+            assert!(
+                done["result"]["content"][0]["text"].as_str().unwrap().starts_with("Created pull request"),
+                "{done}"
+            );
+        } else {
+            assert_eq!(done["error"]["data"]["rule"], "ask-before-sharing", "{done}");
+            assert!(done["error"]["message"].as_str().unwrap().contains("The user did not allow it"), "{done}");
+        }
+    }
+    // A client that cannot ask: refused, saying so.
+    let mut plain = Client::connect(&gw.url, json!({})).await;
+    read_issue_and_private_file(&mut plain).await;
+    let refused = plain.request("tools/call", pr(9)["params"].clone()).await;
+    assert!(refused.error()["message"].as_str().unwrap().contains("could not ask them"), "{}", refused.raw);
+    gw.server.shutdown().await.unwrap();
+}
+
+/// The first two steps of the attack: the session takes in untrusted content and private data.
+async fn read_issue_and_private_file(c: &mut Client) {
+    call(c, "get_issue", json!({ "repo": "acme/public-repo", "number": 1 })).await.result();
+    call(c, "get_file_contents", json!({ "repo": "acme/private-repo", "path": "README.md" })).await.result();
+}
