@@ -14,10 +14,12 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::lock;
 use portcullis_policy::access::Conditions;
+use portcullis_store::{now_ms, Store};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -233,6 +235,11 @@ impl FlowPolicy {
         })
     }
 
+    /// Whether some rule could refuse a call with these labels.
+    fn denies_any(&self, labels: &[String]) -> bool {
+        self.rules.iter().any(|r| labels.iter().any(|l| r.deny.contains(l)))
+    }
+
     /// Whether a label marks a session (some rule waits for it).
     fn marks(&self, label: &str) -> bool {
         self.rules.iter().any(|r| r.after.iter().any(|a| a == label))
@@ -275,18 +282,57 @@ const IDLE: Duration = Duration::from_secs(24 * 3600);
 /// At most this many sessions are tracked; the idlest go first.
 const MAX_SESSIONS: usize = 100_000;
 
-/// Every session's taint, kept across config reloads (per gateway process).
+/// Every session's taint, kept across config reloads: in memory, and in the store (when
+/// there is one) so every replica and a restarted gateway see the same.
 #[derive(Default)]
 pub struct Taints {
     sessions: Mutex<HashMap<(String, String), Taint>>,
+    store: Option<Store>,
+    /// Labels recorded so far: every so often old sessions are dropped from the store.
+    recorded: AtomicU64,
 }
 
 impl Taints {
+    pub fn new(store: Option<Store>) -> Taints {
+        Taints { store, ..Taints::default() }
+    }
+
     /// The verdict on calling a tool with `labels` in `session` of `caller`, if a rule objects.
-    pub fn check(&self, policy: &FlowPolicy, caller: &str, session: &str, labels: &[String]) -> Option<FlowVerdict> {
-        if labels.is_empty() || !policy.active() {
+    /// Only a call some rule could object to reads the store (what other replicas recorded).
+    pub async fn check(
+        &self,
+        policy: &FlowPolicy,
+        caller: &str,
+        session: &str,
+        labels: &[String],
+    ) -> Option<FlowVerdict> {
+        if !policy.active() || !policy.denies_any(labels) {
             return None;
         }
+        if let Some(verdict) = self.verdict(policy, caller, session, labels) {
+            return Some(verdict);
+        }
+        let store = self.store.as_ref()?;
+        match store.taint(caller, session).await {
+            Ok(rows) if !rows.is_empty() => {
+                let mut sessions = lock(&self.sessions);
+                let taint = sessions.entry((caller.to_owned(), session.to_owned())).or_default();
+                taint.touched = Some(Instant::now());
+                for (label, source) in rows {
+                    taint.sources.entry(label).or_insert(source);
+                }
+            }
+            Ok(_) => return None,
+            Err(e) => {
+                // This replica's own view still holds.
+                tracing::error!(error = %e, "could not read what the session took in on other replicas");
+                return None;
+            }
+        }
+        self.verdict(policy, caller, session, labels)
+    }
+
+    fn verdict(&self, policy: &FlowPolicy, caller: &str, session: &str, labels: &[String]) -> Option<FlowVerdict> {
         let sessions = lock(&self.sessions);
         let taint = sessions.get(&(caller.to_owned(), session.to_owned()))?;
         let (rule, sink) = policy.breaks(taint, labels)?;
@@ -296,28 +342,55 @@ impl Taints {
     }
 
     /// Marks the session with what a successful call (of `what`, a tool or resource name as
-    /// the client knows it) brought in.
-    pub fn record(&self, policy: &FlowPolicy, caller: &str, session: &str, labels: &[String], what: &str) {
+    /// the client knows it) brought in; new marks go to the store before the call's result
+    /// goes back, so the next call sees them on any replica.
+    pub async fn record(&self, policy: &FlowPolicy, caller: &str, session: &str, labels: &[String], what: &str) {
         if !policy.active() || !labels.iter().any(|l| policy.marks(l)) {
             return;
         }
-        let mut sessions = lock(&self.sessions);
-        if sessions.len() >= MAX_SESSIONS {
-            evict(&mut sessions);
-        }
-        let taint = sessions.entry((caller.to_owned(), session.to_owned())).or_default();
-        taint.touched = Some(Instant::now());
-        for label in labels.iter().filter(|l| policy.marks(l)) {
-            if !taint.sources.contains_key(label) {
+        let new: Vec<String> = {
+            let mut sessions = lock(&self.sessions);
+            if sessions.len() >= MAX_SESSIONS {
+                evict(&mut sessions);
+            }
+            let taint = sessions.entry((caller.to_owned(), session.to_owned())).or_default();
+            taint.touched = Some(Instant::now());
+            let new: Vec<String> =
+                labels.iter().filter(|l| policy.marks(l) && !taint.sources.contains_key(*l)).cloned().collect();
+            for label in &new {
                 tracing::info!(caller = %caller, label = %label, from = %what, "the session took in {label}");
                 taint.sources.insert(label.clone(), what.to_owned());
+            }
+            new
+        };
+        let Some(store) = &self.store else { return };
+        for label in &new {
+            if let Err(e) = store.record_taint(caller, session, label, what, now_ms()).await {
+                tracing::error!(error = %e, "could not share what the session took in with other replicas");
+            }
+        }
+        if self.recorded.fetch_add(new.len() as u64, Ordering::Relaxed) % 1000 < new.len() as u64 {
+            let idle = i64::try_from(IDLE.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = store.expire_taint(now_ms().saturating_sub(idle)).await {
+                tracing::warn!(error = %e, "could not drop old sessions' taint");
             }
         }
     }
 
-    /// Forgets a closed session.
+    /// Forgets a closed session (sessionless callers' marks expire after a day instead).
     pub fn forget(&self, session: &str) {
+        if session.is_empty() {
+            return;
+        }
         lock(&self.sessions).retain(|(_, s), _| s != session);
+        if let Some(store) = self.store.clone() {
+            let session = session.to_owned();
+            tokio::spawn(async move {
+                if let Err(e) = store.forget_taint(&session).await {
+                    tracing::warn!(error = %e, "could not forget a closed session's taint");
+                }
+            });
+        }
     }
 }
 
@@ -379,16 +452,16 @@ mod tests {
         labels.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    #[test]
-    fn the_default_rules_need_both_untrusted_content_and_private_data_before_a_sink() {
+    #[tokio::test]
+    async fn the_default_rules_need_both_untrusted_content_and_private_data_before_a_sink() {
         let p = policy("{}");
         let t = Taints::default();
-        t.record(&p, "alice", "s1", &l(&[UNTRUSTED]), "gh__get_issue");
-        assert_eq!(t.check(&p, "alice", "s1", &l(&[SINK])), None, "untrusted content alone may go out");
-        let destructive = t.check(&p, "alice", "s1", &l(&[DESTRUCTIVE])).unwrap();
+        t.record(&p, "alice", "s1", &l(&[UNTRUSTED]), "gh__get_issue").await;
+        assert_eq!(t.check(&p, "alice", "s1", &l(&[SINK])).await, None, "untrusted content alone may go out");
+        let destructive = t.check(&p, "alice", "s1", &l(&[DESTRUCTIVE])).await.unwrap();
         assert_eq!(destructive.rule, "untrusted-to-destructive");
-        t.record(&p, "alice", "s1", &l(&[PRIVATE]), "gh__get_file_contents");
-        let v = t.check(&p, "alice", "s1", &l(&[SINK])).unwrap();
+        t.record(&p, "alice", "s1", &l(&[PRIVATE]), "gh__get_file_contents").await;
+        let v = t.check(&p, "alice", "s1", &l(&[SINK])).await.unwrap();
         assert_eq!((v.rule.as_str(), v.action, v.sink.as_str()), ("untrusted-data-to-sink", FlowAction::Block, SINK));
         let message = explain(&v, "gh__create_pull_request", None);
         assert!(
@@ -397,10 +470,24 @@ mod tests {
             "{message}"
         );
         // Another session, or another caller, is clean.
-        assert_eq!(t.check(&p, "alice", "s2", &l(&[SINK])), None);
-        assert_eq!(t.check(&p, "bob", "s1", &l(&[SINK])), None);
+        assert_eq!(t.check(&p, "alice", "s2", &l(&[SINK])).await, None);
+        assert_eq!(t.check(&p, "bob", "s1", &l(&[SINK])).await, None);
         t.forget("s1");
-        assert_eq!(t.check(&p, "alice", "s1", &l(&[SINK])), None);
+        assert_eq!(t.check(&p, "alice", "s1", &l(&[SINK])).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_replica_sees_what_another_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
+        let (a, b) = (Taints::new(Some(store.clone())), Taints::new(Some(store)));
+        let p = policy("{}");
+        a.record(&p, "alice", "s1", &l(&[UNTRUSTED, PRIVATE]), "gh__read").await;
+        let v = b.check(&p, "alice", "s1", &l(&[SINK])).await.expect("b refuses too");
+        assert_eq!(
+            v.sources,
+            [(UNTRUSTED.to_owned(), "gh__read".to_owned()), (PRIVATE.to_owned(), "gh__read".to_owned())]
+        );
     }
 
     #[test]

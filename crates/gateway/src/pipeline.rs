@@ -55,8 +55,8 @@ enum View<'a> {
 }
 
 impl Gateway {
-    pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints: Taints::default() }
+    pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client, taints: Taints) -> Self {
+        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -121,7 +121,7 @@ impl Gateway {
                 let result = self.forward_inspected(call, "tools/call", params, ctx).await;
                 if result.is_ok() {
                     let caller = ctx.principal.subject();
-                    self.taints.record(&fed.flows, &caller, &ctx.session.id, &labels, &shown);
+                    self.taints.record(&fed.flows, &caller, &ctx.session.id, &labels, &shown).await;
                 }
                 result
             }
@@ -165,7 +165,9 @@ impl Gateway {
                                 .await;
                         let result = map_contents_uris(&member, inspected(verdict, result)?);
                         let labels = member.labels_of(upstream_uri);
-                        self.taints.record(&fed.flows, &ctx.principal.subject(), &ctx.session.id, &labels, &shown);
+                        self.taints
+                            .record(&fed.flows, &ctx.principal.subject(), &ctx.session.id, &labels, &shown)
+                            .await;
                         Ok(result)
                     }
                     "resources/subscribe" => self.subscribe(&member, &uri, params, ctx).await,
@@ -227,7 +229,7 @@ impl Gateway {
         shown: &str,
     ) -> Result<(), RpcError> {
         let caller = ctx.principal.subject();
-        let Some(verdict) = self.taints.check(&fed.flows, &caller, &ctx.session.id, labels) else {
+        let Some(verdict) = self.taints.check(&fed.flows, &caller, &ctx.session.id, labels).await else {
             return Ok(());
         };
         let sources: serde_json::Map<String, serde_json::Value> =

@@ -6,6 +6,7 @@ use crate::connect::{ConnectState, Connector};
 use crate::credentials::Credentials;
 use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
+use crate::flows::Taints;
 use crate::pins::Pins;
 use crate::pipeline::Gateway;
 use axum::extract::State;
@@ -69,7 +70,7 @@ impl Core {
         config_path: Option<PathBuf>,
         credentials: Arc<Credentials>,
         connector: Option<Arc<Connector>>,
-        pins: Arc<Pins>,
+        (pins, taints): (Arc<Pins>, Taints),
     ) -> Arc<Core> {
         let streams = Arc::new(Streams::default());
         // The builder only fails without a TLS backend, which is compiled in.
@@ -81,7 +82,7 @@ impl Core {
         let federation =
             Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref(), &pins);
         Arc::new(Core {
-            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone())),
+            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints)),
             streams,
             built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
@@ -327,9 +328,9 @@ pub async fn serve_http(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
     let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &store).await?);
-    let pins = open_pins(&config, config_path.as_deref(), &store).await?;
+    let state = open_state(&config, config_path.as_deref(), &store).await?;
     let connector = Arc::new(connector(&config, key.as_ref(), addr));
-    let core = Core::start(config, config_path, credentials, Some(connector), pins);
+    let core = Core::start(config, config_path, credentials, Some(connector), state);
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), door.clone(), max_body);
@@ -352,9 +353,9 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
     let max_line = config.http.max_body_bytes;
     let store = tokio::sync::OnceCell::new();
     let credentials = Arc::new(Credentials::open(&config, config_path.as_deref(), &store).await?);
-    let pins = open_pins(&config, config_path.as_deref(), &store).await?;
+    let state = open_state(&config, config_path.as_deref(), &store).await?;
     // No HTTP door, no connect pages: users without a token are told how to get one stored.
-    let core = Core::start(config, config_path, credentials, None, pins);
+    let core = Core::start(config, config_path, credentials, None, state);
     let stop = CancellationToken::new();
     core.watch_config(stop.clone());
     core.follow_secrets(stop.clone());
@@ -372,17 +373,20 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
     Ok(())
 }
 
-/// The pins in the store, when some server pins its definitions (the default).
-async fn open_pins(
+/// What lives in the store for the pipeline: the pins (when some server pins its
+/// definitions, the default) and the sessions' taint (when flows are on, the default).
+async fn open_state(
     config: &Config,
     config_path: Option<&Path>,
     store: &tokio::sync::OnceCell<Store>,
-) -> Result<Arc<Pins>, StartError> {
-    if !config.pins_anything() {
-        return Ok(Arc::new(Pins::off()));
+) -> Result<(Arc<Pins>, Taints), StartError> {
+    let (pinning, flows) = (config.pins_anything(), config.flows.enabled);
+    if !pinning && !flows {
+        return Ok((Arc::new(Pins::off()), Taints::default()));
     }
     let store = Store::shared(store, &config.store_path(config_path)).await?;
-    Ok(Arc::new(Pins::open(store).await?))
+    let pins = if pinning { Pins::open(store.clone()).await? } else { Pins::off() };
+    Ok((Arc::new(pins), Taints::new(flows.then_some(store))))
 }
 
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {

@@ -161,3 +161,25 @@ async fn read_issue_and_private_file(c: &mut Client) {
     call(c, "get_issue", json!({ "repo": "acme/public-repo", "number": 1 })).await.result();
     call(c, "get_file_contents", json!({ "repo": "acme/private-repo", "path": "README.md" })).await.result();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_moves_to_another_replica_keeps_what_it_took_in() {
+    // SAFETY of set_var: this variable name is used by this test alone.
+    std::env::set_var("PC_TEST_FLOW_REPLICA_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared.db");
+    let yaml = format!(
+        "{GITHUB}sessions: {{ key_env: PC_TEST_FLOW_REPLICA_KEY }}\nstore: {{ path: \"{}\" }}\n",
+        shared.display()
+    );
+    let (a, b) = (Gateway::start(&yaml, BIN).await, Gateway::start(&yaml, BIN).await);
+    let mut on_a = Client::connect(&a.url, json!({})).await;
+    read_issue_and_private_file(&mut on_a).await;
+    // The load balancer sends the write to the other replica.
+    let mut on_b = Client::new(&b.url);
+    on_b.session = on_a.session.clone();
+    let refused = call(&mut on_b, "create_pull_request", json!({ "repo": "acme/public-repo", "title": "x" })).await;
+    assert_eq!(refused.error()["data"]["rule"], "untrusted-data-to-sink", "{}", refused.raw);
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}

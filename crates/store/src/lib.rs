@@ -1,11 +1,12 @@
 //! Persistence: one embedded SQLite database (`portcullis.db`: API keys, sealed vault
-//! secrets, pinned upstream definitions), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
+//! secrets, pinned upstream definitions, session taint), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
 //! write-ahead log lets them do so at once.
 #![forbid(unsafe_code)]
 
 mod keys;
 mod pins;
 mod secrets;
+mod taint;
 
 pub use keys::{KeyRecord, NewKey};
 pub use pins::{PinChange, PinEvent, PinRecord, PinWrite, Review};
