@@ -235,6 +235,11 @@ impl FlowPolicy {
         })
     }
 
+    /// Whether some label of `server`'s tools depends on the call's arguments.
+    pub fn reads_arguments(&self, server: &str) -> bool {
+        self.labels.iter().any(|r| r.server == server && r.when.is_some())
+    }
+
     /// Whether some rule could refuse a call with these labels.
     fn denies_any(&self, labels: &[String]) -> bool {
         self.rules.iter().any(|r| labels.iter().any(|l| r.deny.contains(l)))

@@ -509,7 +509,12 @@ async fn flow_labels(
     }
     let listing = member.list(List::Tools, &ctx.principal).await.ok();
     let definition = listing.as_ref().and_then(|l| l.items.iter().find(|t| t.get_str("name").as_deref() == Some(name)));
-    let args: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
+    // Arguments are parsed only when a label of this server depends on them.
+    let args: Option<serde_json::Value> = fed
+        .flows
+        .reads_arguments(&member.name)
+        .then(|| params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok()))
+        .flatten();
     fed.flows.labels_of(&member.name, name, member.labels_of(name), definition, args.as_ref())
 }
 
