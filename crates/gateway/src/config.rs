@@ -62,6 +62,10 @@ pub struct Config {
     /// untrusted content and private data from sending it out (on by default).
     #[serde(default, skip_serializing)]
     pub flows: crate::flows::FlowsConfig,
+    /// The loop breaker: the same call (or a short cycle of calls) repeated too often in one
+    /// session is refused (on by default: the 11th identical call within 60 s).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub loops: crate::loops::LoopsConfig,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -335,6 +339,7 @@ impl Default for Config {
             vault: VaultConfig::default(),
             pinning: Default::default(),
             flows: Default::default(),
+            loops: Default::default(),
         }
     }
 }
@@ -750,6 +755,9 @@ impl Config {
         }
         if let Err(e) = Guard::new(&self.guards) {
             add(format!("guards.{}", e.path), e.message);
+        }
+        if self.loops.enabled && (self.loops.repeats == 0 || self.loops.window.is_zero()) {
+            add("loops".into(), "`repeats` and `window` must be above zero (or set `enabled: false`)".into());
         }
         if let Err(e) = crate::flows::FlowPolicy::compile(&self.flows) {
             add(e.path, e.message);

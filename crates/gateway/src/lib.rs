@@ -12,6 +12,7 @@ pub mod egress;
 pub mod federation;
 pub mod flows;
 pub mod inspect;
+pub mod loops;
 pub mod pins;
 pub mod pipeline;
 pub mod screen;

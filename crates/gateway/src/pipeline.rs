@@ -8,6 +8,7 @@
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
+use crate::loops::{self, LoopBreaker};
 use crate::pins::definition::PinKind;
 use crate::screen::Shadows;
 use arc_swap::ArcSwap;
@@ -34,6 +35,8 @@ pub struct Gateway {
     streams: Arc<Streams>,
     /// What each session has taken in (toxic flows); kept across reloads.
     taints: Taints,
+    /// Each session's recent calls, for the loop breaker.
+    loops: LoopBreaker,
     /// For webhook guards.
     http: reqwest::Client,
 }
@@ -56,7 +59,7 @@ enum View<'a> {
 
 impl Gateway {
     pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client, taints: Taints) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints }
+        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints, loops: LoopBreaker::default() }
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -113,6 +116,7 @@ impl Gateway {
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
+                self.break_loops(&fed, ctx, &shown, &params)?;
                 let labels = flow_labels(&fed, ctx, member, name, &params).await;
                 self.refuse_toxic_flow(&fed, ctx, &labels, &shown).await?;
                 let mut params = params;
@@ -216,6 +220,33 @@ impl Gateway {
             }
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}")).into()),
         }
+    }
+
+    /// The loop breaker: refuses a call that goes round a loop too often in this session.
+    fn break_loops(
+        &self,
+        fed: &Federation,
+        ctx: &RequestContext,
+        shown: &str,
+        params: &RawObject,
+    ) -> Result<(), RpcError> {
+        let config = &fed.config.loops;
+        if !config.enabled {
+            return Ok(());
+        }
+        let arguments: Option<serde_json::Value> =
+            params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
+        let caller = ctx.principal.subject();
+        let Some(tripped) = self.loops.check(config, &caller, &ctx.session.id, shown, arguments.as_ref()) else {
+            return Ok(());
+        };
+        tracing::warn!(caller = %caller, tool = %shown, period = tripped.period, turns = tripped.turns,
+            "the loop breaker refused a call");
+        let retry_after = tripped.retry_after.as_secs().max(1);
+        Err(RpcError::new(LIMITED, loops::explain(&tripped, shown, config)).with_data(json!({
+            "policy": "limits", "rule": "loop-breaker", "period": tripped.period, "turns": tripped.turns,
+            "retryAfter": retry_after
+        })))
     }
 
     /// The flow stage: refuses a call that would close a toxic flow in this session, or asks
@@ -586,6 +617,10 @@ fn visible(fed: &Federation, ctx: &RequestContext, member: &Member, list: List, 
 /// The JSON-RPC error code of a call denied by the access rules.
 pub const ACCESS_DENIED: i64 = -32003;
 
+/// The JSON-RPC error code of a call refused by a limit (the loop breaker); `data.retryAfter`
+/// says in how many seconds it may pass.
+pub const LIMITED: i64 = -32029;
+
 /// The authorize stage: the access rules on caller, target (tool, prompt or resource) and
 /// arguments. A denial names the rule that decided it (or that none allowed it), never
 /// other targets, and is logged with the caller.
@@ -777,6 +812,7 @@ impl Handler for Gateway {
 
     fn session_closed(&self, session: &SessionInfo) {
         self.taints.forget(&session.id);
+        self.loops.forget(&session.id);
         let fed = self.federation();
         for uri in self.streams.forget(&session.id) {
             let Some((member, upstream_uri)) = fed.route_uri(&uri) else { continue };

@@ -131,6 +131,9 @@ async fn run_level(url: &str, tool: &str, concurrency: usize, args: &Args) -> Re
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3)?;
             for i in 0..warmup + requests {
+                // Each call is a new one: the same call again and again is what the gateway's
+                // loop breaker stops.
+                let message = format!("{message} {i}");
                 let t = Instant::now();
                 client.call(&tool, &message).await?;
                 if i >= warmup {
