@@ -115,9 +115,10 @@ impl Gateway {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers, &ctx.principal).await?;
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
-                refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
+                let listed = refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
                 self.break_loops(&fed, ctx, &shown, &params)?;
-                let labels = flow_labels(&fed, ctx, member, name, &params).await;
+                let definition = listed.as_ref().map(|(listing, i)| &listing.items[*i]);
+                let labels = flow_labels(&fed, member, name, definition, &params);
                 self.refuse_toxic_flow(&fed, ctx, &labels, &shown).await?;
                 let mut params = params;
                 params.set("name", name);
@@ -457,7 +458,8 @@ fn screen(
 
 /// Refuses a call to a tool or prompt that is withheld from lists: its server is
 /// quarantined, its definition is not the approved one ([`crate::pins`]), or (tools) it
-/// carries instructions for the model ([`crate::screen`]).
+/// carries instructions for the model ([`crate::screen`]). Returns where the definition is
+/// in the server's list, if it is listed.
 async fn refuse_withheld(
     fed: &Federation,
     ctx: &RequestContext,
@@ -465,17 +467,17 @@ async fn refuse_withheld(
     list: List,
     name: &str,
     shown: &str,
-) -> Result<(), RpcError> {
+) -> Result<Option<(Arc<Listing>, usize)>, RpcError> {
     refuse_quarantined(member, shown)?;
     let listing = member.list(list, &ctx.principal).await?;
     let Some(i) = listing.items.iter().position(|t| t.get_str("name").as_deref() == Some(name)) else {
-        return Ok(());
+        return Ok(None);
     };
     if let Some(w) = member.withheld(list, &listing, i) {
         return Err(withheld(shown, w));
     }
     if list != List::Tools {
-        return Ok(());
+        return Ok(Some((listing, i)));
     }
     if fed.members.len() > 1 {
         let lists = join_all(fed.members.iter().map(|m| async move { (m, m.list(List::Tools, &ctx.principal).await) }));
@@ -488,7 +490,7 @@ async fn refuse_withheld(
     }
     let verdict = screen(fed, ctx, member, &listing.items[i], &[]);
     if !verdict.withheld() {
-        return Ok(());
+        return Ok(Some((listing, i)));
     }
     Err(RpcError::new(
         ACCESS_DENIED,
@@ -528,18 +530,16 @@ async fn ask_user(ctx: &RequestContext, question: &str) -> Result<(), String> {
 }
 
 /// The flow labels of a tool call (none when no flow rule is in force).
-async fn flow_labels(
+fn flow_labels(
     fed: &Federation,
-    ctx: &RequestContext,
     member: &Member,
     name: &str,
+    definition: Option<&RawObject>,
     params: &RawObject,
 ) -> Vec<String> {
     if !fed.flows.active() {
         return Vec::new();
     }
-    let listing = member.list(List::Tools, &ctx.principal).await.ok();
-    let definition = listing.as_ref().and_then(|l| l.items.iter().find(|t| t.get_str("name").as_deref() == Some(name)));
     // Arguments are parsed only when a label of this server depends on them.
     let args: Option<serde_json::Value> = fed
         .flows
