@@ -66,6 +66,12 @@ pub struct Config {
     /// session is refused (on by default: the 11th identical call within 60 s).
     #[serde(default, skip_serializing_if = "is_default")]
     pub loops: crate::loops::LoopsConfig,
+    /// The audit log: one event per exchange, hash-chained, in the store (on by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub audit: crate::audit::AuditConfig,
+    /// The deployment's region tag (`eu-west-1`), recorded in every audit event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -340,6 +346,8 @@ impl Default for Config {
             pinning: Default::default(),
             flows: Default::default(),
             loops: Default::default(),
+            audit: Default::default(),
+            region: None,
         }
     }
 }

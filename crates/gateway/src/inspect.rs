@@ -6,6 +6,7 @@
 //! means the original bytes go on untouched; a redaction re-serializes only that message;
 //! a block replaces it with an error naming the profile and detectors (never the value).
 
+use crate::audit::{self, Decision};
 use futures::future::join_all;
 use portcullis_core::Principal;
 use portcullis_guard::webhook::{FailMode, WebhookConfig};
@@ -107,6 +108,8 @@ pub async fn inspect_message(
         Action::Block | Action::Redact => Verdict::Block(blocked_error(profile, side, &detectors, subject)),
         Action::Flag | Action::Allow => {
             if !detectors.is_empty() {
+                let action = if inspection.enforced == Action::Flag { "flag" } else { "monitor" };
+                audit::note(guard_decision(profile, action, side, &detectors, inspection.action));
                 tracing::info!(
                     server = subject.server, name = subject.name, profile = %profile.name, direction = side,
                     would = inspection.action.as_str(), detectors = ?detectors, "webhook guard finding"
@@ -135,10 +138,14 @@ async fn inspect_off_runtime(
     let scan = tokio::task::spawn_blocking(move || {
         // The profile came from this guard, so it is found again by name.
         let profile = guard.profile(&profile)?;
-        Some(inspect_json(&guard, profile, direction, &raw, &Subject { server: &server, name: &name, what }))
+        let subject = Subject { server: &server, name: &name, what };
+        Some(audit::observe_sync(|| inspect_json(&guard, profile, direction, &raw, &subject)))
     });
     match scan.await {
-        Ok(Some(verdict)) => verdict,
+        Ok(Some((verdict, notes))) => {
+            audit::merge(notes);
+            verdict
+        }
         // A panic in a detector or a vanished profile: refuse rather than let content through.
         Ok(None) | Err(_) => Verdict::Block(RpcError::new(
             GUARD_BLOCKED,
@@ -342,6 +349,10 @@ pub fn inspect_json(
     blocking.sort();
     blocking.dedup();
     let side = side(direction);
+    if enforced != Action::Block {
+        let action = if enforced < strongest { "monitor" } else { enforced.as_str() };
+        audit::note(guard_decision(profile, action, side, &detectors, strongest));
+    }
     if enforced < strongest {
         tracing::warn!(
             server = subject.server, name = subject.name, profile = %profile.name, direction = side,
@@ -362,6 +373,15 @@ pub fn inspect_json(
         },
         Action::Allow | Action::Flag | Action::Redact => Verdict::Pass,
     }
+}
+
+/// A guard's decision for the audit log (a block is recorded from the error it returns).
+fn guard_decision(profile: &Profile, action: &str, side: &str, detectors: &[String], would: Action) -> Decision {
+    let mut detail = json!({ "direction": side, "detectors": detectors });
+    if action == "monitor" {
+        detail["would"] = json!(would.as_str());
+    }
+    Decision::new("guard", Some(&profile.name), action).with_detail(detail)
 }
 
 fn blocked_error(profile: &Profile, side: &str, detectors: &[String], subject: &Subject) -> RpcError {

@@ -5,6 +5,7 @@
 //! reads through the same inspect stage ([`crate::inspect`]). The other stages of DESIGN.md
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
+use crate::audit::{self, Decision, Ending, Event, Recorder};
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
@@ -39,6 +40,8 @@ pub struct Gateway {
     loops: LoopBreaker,
     /// For webhook guards.
     http: reqwest::Client,
+    /// The record stage: one audit event per exchange.
+    audit: Recorder,
 }
 
 /// A routed tool call or prompt request: the upstream, its own name for the item, and the
@@ -58,8 +61,20 @@ enum View<'a> {
 }
 
 impl Gateway {
-    pub fn new(federation: Federation, streams: Arc<Streams>, http: reqwest::Client, taints: Taints) -> Self {
-        Gateway { federation: ArcSwap::from_pointee(federation), streams, http, taints, loops: LoopBreaker::default() }
+    pub fn new(
+        federation: Federation,
+        streams: Arc<Streams>,
+        http: reqwest::Client,
+        taints: Taints,
+        audit: Recorder,
+    ) -> Self {
+        let federation = ArcSwap::from_pointee(federation);
+        Gateway { federation, streams, http, taints, loops: LoopBreaker::default(), audit }
+    }
+
+    /// The audit recorder (flushed on shutdown; its counters feed metrics).
+    pub fn audit(&self) -> &Recorder {
+        &self.audit
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -80,10 +95,14 @@ impl Gateway {
         })
     }
 
-    async fn dispatch(&self, req: &Request, ctx: &RequestContext) -> Result<Box<RawValue>, ErrorOut> {
+    async fn dispatch(
+        &self,
+        req: &Request,
+        params: RawObject,
+        ctx: &RequestContext,
+    ) -> Result<Box<RawValue>, ErrorOut> {
         let fed = self.federation();
         let view = Self::view(&fed, &ctx.session)?;
-        let params = RawObject::parse_params(req.params.as_deref())?;
         match req.method.as_str() {
             "initialize" => Ok(to_raw(&initialize_result(&fed, &view, &ctx.session))),
             "server/discover" => Ok(to_raw(&modern::discover_result(
@@ -111,6 +130,7 @@ impl Gateway {
                 let Some((member, name)) = routed else {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown tool: {shown}")).into());
                 };
+                audit::routed(&member.name);
                 if ctx.session.era() == Era::Modern {
                     check_mirrored_arguments(member, name, &params, &ctx.param_headers, &ctx.principal).await?;
                 }
@@ -136,6 +156,7 @@ impl Gateway {
                 let Some((member, name)) = routed else {
                     return Err(RpcError::new(INVALID_PARAMS, format!("Unknown prompt: {shown}")).into());
                 };
+                audit::routed(&member.name);
                 authorize(&fed, ctx, Kind::Prompt, member, &shown, &shown, &params)?;
                 refuse_withheld(&fed, ctx, member, List::Prompts, name, &shown).await?;
                 let mut params = params;
@@ -151,6 +172,7 @@ impl Gateway {
                         .with_data(json!({ "uri": uri }))
                         .into());
                 };
+                audit::routed(&member.name);
                 if req.method != "resources/unsubscribe" {
                     authorize(&fed, ctx, Kind::Resource, member, &uri, &uri, &params)?;
                     refuse_quarantined(member, &fed.guard.mask(&uri))?;
@@ -269,6 +291,7 @@ impl Gateway {
         let took_in = serde_json::Value::Object(sources.clone());
         let why = match verdict.action {
             FlowAction::Flag => {
+                audit::note(Decision::new("flow", Some(&verdict.rule), "flag").with_detail(took_in.clone()));
                 tracing::warn!(caller = %caller, tool = %shown, rule = %verdict.rule, sink = %verdict.sink,
                     took_in = %took_in, "flagged a call that closes a toxic flow");
                 return Ok(());
@@ -276,6 +299,7 @@ impl Gateway {
             FlowAction::Block => None,
             FlowAction::Ask => match ask_user(ctx, &flows::question(&verdict, shown)).await {
                 Ok(()) => {
+                    audit::note(Decision::new("flow", Some(&verdict.rule), "asked").with_detail(took_in.clone()));
                     tracing::warn!(caller = %caller, tool = %shown, rule = %verdict.rule, took_in = %took_in,
                         "the user allowed a call that closes a toxic flow");
                     return Ok(());
@@ -640,7 +664,10 @@ fn authorize(
     let labels = member.labels_of_federated(federated, kind == Kind::Resource);
     let facts = Facts { args: arguments.as_ref(), client: &ctx.session.client_name, labels: &labels };
     match fed.access.may_use(kind, &ctx.principal, &member.name, federated, &facts) {
-        AccessVerdict::Allowed => Ok(()),
+        AccessVerdict::Allowed => {
+            audit::note(Decision::new("access", None, "allow"));
+            Ok(())
+        }
         AccessVerdict::Denied { rule } => {
             let caller = ctx.principal.subject();
             // A resource URI can carry a credential: masked like everywhere else.
@@ -659,6 +686,16 @@ fn authorize(
                 .with_data(json!({ "policy": "access", "rule": rule })))
         }
     }
+}
+
+/// What an audit event names: the tool, prompt or resource, and the arguments as sent.
+fn audit_subject(method: &str, params: &RawObject) -> (Option<String>, Option<Box<RawValue>>) {
+    let target = match method {
+        "tools/call" | "prompts/get" => params.get_str("name"),
+        m if m.starts_with("resources/") => params.get_str("uri"),
+        _ => None,
+    };
+    (target, params.get("arguments").map(|a| a.to_owned()))
 }
 
 /// The message to send on after the inspect stage.
@@ -804,7 +841,30 @@ impl Handler for Gateway {
     async fn handle(&self, request: Request, ctx: RequestContext) -> Outcome {
         // Every log line of the request names its caller (never its credential).
         let span = tracing::info_span!("request", method = %request.method, caller = %ctx.principal.subject());
-        self.dispatch(&request, &ctx).instrument(span).await.map_err(|e| match e {
+        let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
+        let params = RawObject::parse_params(request.params.as_deref());
+        let recorded = self.audit.enabled() && request.method != "ping";
+        let subject = match (&params, recorded) {
+            (Ok(params), true) => audit_subject(&request.method, params),
+            _ => (None, None),
+        };
+        let work = async {
+            match params {
+                Ok(params) => self.dispatch(&request, params, &ctx).await,
+                Err(e) => Err(e.into()),
+            }
+        };
+        let (result, notes) = audit::observe(work).instrument(span).await;
+        if recorded {
+            let ending = match &result {
+                Ok(raw) => Ending::Answered(raw.get().len()),
+                Err(ErrorOut::Gateway(e)) => Ending::Gateway(e),
+                Err(ErrorOut::Verbatim(raw)) => Ending::Upstream(raw),
+            };
+            let event = Event::new(&request, subject, &ctx, notes, ending, (started, clock.elapsed()));
+            self.audit.record(event, &self.federation().guard).await;
+        }
+        result.map_err(|e| match e {
             ErrorOut::Gateway(e) => e.to_raw(),
             ErrorOut::Verbatim(raw) => raw,
         })

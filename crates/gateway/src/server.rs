@@ -1,6 +1,7 @@
 //! Assembles the running gateway: the HTTP front door (MCP, health), the stdio front
 //! door, and config hot reload.
 
+use crate::audit::{Recorder, Sinks};
 use crate::config::{Config, ConfigError};
 use crate::connect::{ConnectState, Connector};
 use crate::credentials::Credentials;
@@ -70,7 +71,7 @@ impl Core {
         config_path: Option<PathBuf>,
         credentials: Arc<Credentials>,
         connector: Option<Arc<Connector>>,
-        (pins, taints): (Arc<Pins>, Taints),
+        Stored { pins, taints, audit }: Stored,
     ) -> Arc<Core> {
         let streams = Arc::new(Streams::default());
         // The builder only fails without a TLS backend, which is compiled in.
@@ -82,7 +83,7 @@ impl Core {
         let federation =
             Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref(), &pins);
         Arc::new(Core {
-            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints)),
+            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints, audit)),
             streams,
             built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
@@ -109,6 +110,9 @@ impl Core {
         }
         if old.config.auth != config.auth || old.config.store != config.store || old.config.vault != config.vault {
             tracing::warn!("`auth`, `store` and `vault` changes take effect after a restart");
+        }
+        if old.config.audit != config.audit || old.config.region != config.region {
+            tracing::warn!("`audit` and `region` changes take effect after a restart");
         }
         if !self.credentials.has_vault() && config.uses_vault() {
             tracing::error!(
@@ -299,6 +303,8 @@ impl RunningServer {
                 }
             }
         };
+        // Every exchange is over: its audit event is queued, and now written.
+        self.core.gateway.audit().flush().await;
         self.core.shutdown();
         result
     }
@@ -369,24 +375,44 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
     )
     .await;
     stop.cancel();
+    core.gateway.audit().flush().await;
     core.shutdown();
     Ok(())
 }
 
-/// What lives in the store for the pipeline: the pins (when some server pins its
-/// definitions, the default) and the sessions' taint (when flows are on, the default).
+/// What the pipeline keeps in the store.
+pub struct Stored {
+    /// Pinned definitions (when some server pins them, the default).
+    pins: Arc<Pins>,
+    /// What sessions took in (when flows are on, the default).
+    taints: Taints,
+    /// The audit log (on by default).
+    audit: Recorder,
+}
+
+/// Opens what the pipeline keeps in the store; the store itself only when something uses it.
 async fn open_state(
     config: &Config,
     config_path: Option<&Path>,
     store: &tokio::sync::OnceCell<Store>,
-) -> Result<(Arc<Pins>, Taints), StartError> {
+) -> Result<Stored, StartError> {
     let (pinning, flows) = (config.pins_anything(), config.flows.enabled);
-    if !pinning && !flows {
-        return Ok((Arc::new(Pins::off()), Taints::default()));
-    }
-    let store = Store::shared(store, &config.store_path(config_path)).await?;
-    let pins = if pinning { Pins::open(store.clone()).await? } else { Pins::off() };
-    Ok((Arc::new(pins), Taints::new(flows.then_some(store))))
+    let audit = &config.audit;
+    let stored_audit = audit.enabled && audit.store;
+    let store = if pinning || flows || stored_audit {
+        Some(Store::shared(store, &config.store_path(config_path)).await?)
+    } else {
+        None
+    };
+    let pins = match (&store, pinning) {
+        (Some(store), true) => Pins::open(store.clone()).await?,
+        _ => Pins::off(),
+    };
+    let taints = Taints::new(store.clone().filter(|_| flows));
+    let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
+    let sinks = Sinks { store: store.filter(|_| stored_audit), file: audit.file.as_ref().map(|f| base.join(f)) };
+    let audit = Recorder::start(audit, config.region.clone(), sinks);
+    Ok(Stored { pins: Arc::new(pins), taints, audit })
 }
 
 fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize) -> axum::Router {
@@ -403,7 +429,12 @@ fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize)
         })
     });
     let admitted = routes(service, max_body, virtual_servers)
-        .merge(crate::admin::routes(door.clone(), core.credentials.clone(), core.pins.clone()))
+        .merge(crate::admin::routes(
+            door.clone(),
+            core.credentials.clone(),
+            core.pins.clone(),
+            core.gateway.audit().store().cloned(),
+        ))
         .layer(axum::middleware::from_fn_with_state(door.clone(), admit));
     let metadata = axum::Router::new()
         .route(METADATA_PATH, get(door::metadata))

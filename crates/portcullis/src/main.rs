@@ -2,6 +2,7 @@
 //! the demo MCP server.
 #![forbid(unsafe_code)]
 
+mod audit_cli;
 mod guard_cli;
 mod import;
 mod keys_cli;
@@ -95,6 +96,18 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: tools_cli::ToolsCommand,
+    },
+    /// Read the audit log (one event per exchange, with every decision), or `verify` its
+    /// hash chain.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        /// The gateway's config file (its store holds the log).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<audit_cli::AuditCommand>,
+        #[command(flatten)]
+        filter: audit_cli::AuditFilter,
     },
     /// Find the MCP servers configured on this machine (Claude, Cursor, VS Code, Windsurf, Zed,
     /// Continue, Gemini CLI, Codex, ...) and flag plaintext secrets, unpinned packages,
@@ -247,6 +260,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             tools_cli::run(config_path(config), command).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Audit { config, command, filter } => audit_cli::run(config_path(config), command, filter).await,
         Command::Import { config, args } => {
             let config = config.or_else(|| std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from));
             import::run(config, args).await?;

@@ -1,13 +1,16 @@
 //! Persistence: one embedded SQLite database (`portcullis.db`: API keys, sealed vault
-//! secrets, pinned upstream definitions, session taint), its schema applied by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
+//! secrets, pinned upstream definitions, session taint, the audit log), its schema applied
+//! by migrations at open. Gateways and the `portcullis` commands open the same file; SQLite's
 //! write-ahead log lets them do so at once.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod keys;
 mod pins;
 mod secrets;
 mod taint;
 
+pub use audit::{chain_hash, AuditCheck, AuditEntry, AuditQuery, AuditRow, GENESIS};
 pub use keys::{KeyRecord, NewKey};
 pub use pins::{PinChange, PinEvent, PinRecord, PinWrite, Review};
 pub use secrets::{Put, SealedSecret};

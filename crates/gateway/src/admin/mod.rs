@@ -1,5 +1,6 @@
-//! The admin API: API keys, vault secrets and pinned tool definitions, the same operations
-//! as `portcullis keys`, `portcullis secrets` and `portcullis tools` ([`tools`]).
+//! The admin API: API keys, vault secrets, pinned tool definitions and the audit log, the
+//! same operations as `portcullis keys`, `portcullis secrets`, `portcullis tools` ([`tools`])
+//! and `portcullis audit` ([`audit`]).
 //!
 //! `GET /admin/keys`, `POST /admin/keys` (`{user, team, app, roles, expires}`),
 //! `POST /admin/keys/{id}/rotate` (`{grace}`), `DELETE /admin/keys/{id}`;
@@ -8,6 +9,7 @@
 //! like everyone else and must hold the `admin` role; a gateway without `auth` (anonymous,
 //! loopback only) lets its local callers administer it.
 
+mod audit;
 mod tools;
 
 use crate::credentials::Credentials;
@@ -29,7 +31,7 @@ use std::time::Duration;
 /// The role that may use the admin API.
 pub const ADMIN_ROLE: &str = "admin";
 
-pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>, pins: Arc<Pins>) -> axum::Router {
+pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>, pins: Arc<Pins>, audit: Option<Store>) -> axum::Router {
     let keys = axum::Router::new()
         .route("/admin/keys", get(list).post(create))
         .route("/admin/keys/{id}/rotate", post(rotate))
@@ -39,7 +41,7 @@ pub fn routes(door: Arc<Door>, credentials: Arc<Credentials>, pins: Arc<Pins>) -
         .route("/admin/secrets", get(list_secrets))
         .route("/admin/secrets/{name}", put(set_secret).delete(delete_secret))
         .with_state((door.clone(), credentials));
-    keys.merge(secrets).merge(tools::routes(door, pins))
+    keys.merge(secrets).merge(tools::routes(door.clone(), pins)).merge(audit::routes(door, audit))
 }
 
 type Caller = Option<Extension<Arc<Principal>>>;
