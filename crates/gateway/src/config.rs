@@ -69,6 +69,9 @@ pub struct Config {
     /// The audit log: one event per exchange, hash-chained, in the store (on by default).
     #[serde(default, skip_serializing_if = "is_default")]
     pub audit: crate::audit::AuditConfig,
+    /// Prometheus metrics at `/metrics` (on by default).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub metrics: crate::metrics::MetricsConfig,
     /// The deployment's region tag (`eu-west-1`), recorded in every audit event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -347,6 +350,7 @@ impl Default for Config {
             flows: Default::default(),
             loops: Default::default(),
             audit: Default::default(),
+            metrics: Default::default(),
             region: None,
         }
     }

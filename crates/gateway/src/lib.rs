@@ -14,6 +14,7 @@ pub mod federation;
 pub mod flows;
 pub mod inspect;
 pub mod loops;
+pub mod metrics;
 pub mod pins;
 pub mod pipeline;
 pub mod screen;

@@ -10,6 +10,7 @@ use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
 use crate::loops::{self, LoopBreaker};
+use crate::metrics::Metrics;
 use crate::pins::definition::PinKind;
 use crate::screen::Shadows;
 use arc_swap::ArcSwap;
@@ -40,8 +41,9 @@ pub struct Gateway {
     loops: LoopBreaker,
     /// For webhook guards.
     http: reqwest::Client,
-    /// The record stage: one audit event per exchange.
+    /// The record stage: one audit event per exchange, counted in the metrics.
     audit: Recorder,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A routed tool call or prompt request: the upstream, its own name for the item, and the
@@ -66,15 +68,20 @@ impl Gateway {
         streams: Arc<Streams>,
         http: reqwest::Client,
         taints: Taints,
-        audit: Recorder,
+        (audit, metrics): (Recorder, Option<Arc<Metrics>>),
     ) -> Self {
         let federation = ArcSwap::from_pointee(federation);
-        Gateway { federation, streams, http, taints, loops: LoopBreaker::default(), audit }
+        Gateway { federation, streams, http, taints, loops: LoopBreaker::default(), audit, metrics }
     }
 
     /// The audit recorder (flushed on shutdown; its counters feed metrics).
     pub fn audit(&self) -> &Recorder {
         &self.audit
+    }
+
+    /// The metrics, unless `metrics.enabled` is off.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
     }
 
     pub fn federation(&self) -> Arc<Federation> {
@@ -843,7 +850,7 @@ impl Handler for Gateway {
         let span = tracing::info_span!("request", method = %request.method, caller = %ctx.principal.subject());
         let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
         let params = RawObject::parse_params(request.params.as_deref());
-        let recorded = self.audit.enabled() && request.method != "ping";
+        let recorded = (self.audit.enabled() || self.metrics.is_some()) && request.method != "ping";
         let subject = match (&params, recorded) {
             (Ok(params), true) => audit_subject(&request.method, params),
             _ => (None, None),
@@ -862,6 +869,9 @@ impl Handler for Gateway {
                 Err(ErrorOut::Verbatim(raw)) => Ending::Upstream(raw),
             };
             let event = Event::new(&request, subject, &ctx, notes, ending, (started, clock.elapsed()));
+            if let Some(metrics) = &self.metrics {
+                metrics.observe(&event);
+            }
             self.audit.record(event, &self.federation().guard).await;
         }
         result.map_err(|e| match e {

@@ -8,6 +8,7 @@ use crate::credentials::Credentials;
 use crate::door::{self, admit, check_listen, Door, DoorError, METADATA_PATH};
 use crate::federation::Federation;
 use crate::flows::Taints;
+use crate::metrics::Metrics;
 use crate::pins::Pins;
 use crate::pipeline::Gateway;
 use axum::extract::State;
@@ -80,10 +81,11 @@ impl Core {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::default()));
         let federation =
             Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref(), &pins);
         Arc::new(Core {
-            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints, audit)),
+            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints, (audit, metrics))),
             streams,
             built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
@@ -441,8 +443,24 @@ fn app(service: Arc<Service>, core: Arc<Core>, door: Arc<Door>, max_body: usize)
         .route(&format!("{METADATA_PATH}/{{*resource}}"), get(door::metadata))
         .with_state(door);
     admitted.merge(metadata).merge(connect.unwrap_or_default()).merge(
-        axum::Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(readyz)).with_state(core),
+        axum::Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(core),
     )
+}
+
+/// Prometheus metrics (404 when `metrics.enabled` is off).
+async fn metrics(State(core): State<Arc<Core>>) -> Response {
+    let gateway = &core.gateway;
+    match gateway.metrics() {
+        Some(metrics) => {
+            let text = metrics.render(&gateway.federation(), gateway.audit());
+            ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are off (`metrics: { enabled: false }`)").into_response(),
+    }
 }
 
 /// Ready once every upstream has finished its first connection attempt; lists each
