@@ -69,6 +69,10 @@ pub struct Config {
     /// The audit log: one event per exchange, hash-chained, in the store (on by default).
     #[serde(default, skip_serializing_if = "is_default")]
     pub audit: crate::audit::AuditConfig,
+    /// Rate limits, quotas and concurrency caps on tool calls, per user, team, app, key,
+    /// server or tool (none by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<crate::limits::LimitRule>,
     /// Prometheus metrics at `/metrics` (on by default).
     #[serde(default, skip_serializing_if = "is_default")]
     pub metrics: crate::metrics::MetricsConfig,
@@ -350,6 +354,7 @@ impl Default for Config {
             flows: Default::default(),
             loops: Default::default(),
             audit: Default::default(),
+            limits: Vec::new(),
             metrics: Default::default(),
             region: None,
         }
@@ -773,6 +778,9 @@ impl Config {
         }
         if let Err(e) = crate::flows::FlowPolicy::compile(&self.flows) {
             add(e.path, e.message);
+        }
+        if let Err((path, problem)) = crate::limits::LimitPolicy::compile(&self.limits) {
+            add(path, problem);
         }
         for (i, l) in self.flows.labels.iter().enumerate() {
             if !self.servers.contains_key(&l.server) {

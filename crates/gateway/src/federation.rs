@@ -7,6 +7,7 @@ use crate::config::{Config, ServerConfig, VirtualServerConfig};
 use crate::connect::Connector;
 use crate::credentials::{resolve, Credentials, Resolved};
 use crate::egress::OAuthCredential;
+use crate::limits::LimitPolicy;
 use crate::pins::definition::{Definition, PinKind};
 use crate::pins::{PinPolicy, Pins, Withheld};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -404,6 +405,8 @@ pub struct Federation {
     pub pins: Arc<Pins>,
     /// The compiled `flows` section (toxic flows).
     pub flows: Arc<crate::flows::FlowPolicy>,
+    /// The compiled `limits` rules.
+    pub limits: Arc<LimitPolicy>,
     pub members: Vec<Arc<Member>>,
     by_prefix: HashMap<String, usize>,
     unprefixed: Option<usize>,
@@ -535,8 +538,14 @@ impl Federation {
             Some(p) => p.flows.clone(),
             None => Arc::new(compile_flows(&config)),
         };
+        // `Config::validate` compiled the rules already; one that skipped it limits nothing.
+        let limits = Arc::new(LimitPolicy::compile(&config.limits).unwrap_or_else(|(path, problem)| {
+            tracing::error!(%path, "limit rules invalid ({problem}); no limits apply");
+            LimitPolicy::default()
+        }));
         Federation {
             flows,
+            limits,
             config,
             guard,
             access,

@@ -13,6 +13,7 @@ pub mod egress;
 pub mod federation;
 pub mod flows;
 pub mod inspect;
+pub mod limits;
 pub mod loops;
 pub mod metrics;
 pub mod pins;

@@ -9,6 +9,7 @@ use crate::audit::{self, Decision, Ending, Event, Recorder};
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
+use crate::limits;
 use crate::loops::{self, LoopBreaker};
 use crate::metrics::Metrics;
 use crate::pins::definition::PinKind;
@@ -39,6 +40,8 @@ pub struct Gateway {
     taints: Taints,
     /// Each session's recent calls, for the loop breaker.
     loops: LoopBreaker,
+    /// The counters of the `limits` rules; kept across reloads.
+    limiter: Arc<limits::Local>,
     /// For webhook guards.
     http: reqwest::Client,
     /// The record stage: one audit event per exchange, counted in the metrics.
@@ -71,7 +74,8 @@ impl Gateway {
         (audit, metrics): (Recorder, Option<Arc<Metrics>>),
     ) -> Self {
         let federation = ArcSwap::from_pointee(federation);
-        Gateway { federation, streams, http, taints, loops: LoopBreaker::default(), audit, metrics }
+        let (loops, limiter) = (LoopBreaker::default(), Arc::default());
+        Gateway { federation, streams, http, taints, loops, limiter, audit, metrics }
     }
 
     /// The audit recorder (flushed on shutdown; its counters feed metrics).
@@ -143,6 +147,8 @@ impl Gateway {
                 }
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 let listed = refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
+                // Held until the call ends: it counts against concurrency caps meanwhile.
+                let _permit = self.limit(&fed, ctx, member, name, &shown)?;
                 self.break_loops(&fed, ctx, &shown, &params)?;
                 let definition = listed.as_ref().map(|(listing, i)| &listing.items[*i]);
                 let labels = flow_labels(&fed, member, name, definition, &params);
@@ -249,6 +255,34 @@ impl Gateway {
                 Ok(empty_object())
             }
             other => Err(RpcError::new(METHOD_NOT_FOUND, format!("Method not found: {other}")).into()),
+        }
+    }
+
+    /// The limit stage: the `limits` rules that count this call admit it, or it is refused
+    /// with a retry hint.
+    fn limit(
+        &self,
+        fed: &Federation,
+        ctx: &RequestContext,
+        member: &Member,
+        name: &str,
+        shown: &str,
+    ) -> Result<Option<limits::Permit>, RpcError> {
+        if fed.limits.is_empty() {
+            return Ok(None);
+        }
+        let labels = member.labels_of(name);
+        let call = limits::CallFacts { principal: &ctx.principal, server: &member.name, tool: shown, labels: &labels };
+        match self.limiter.admit(&fed.limits, &call) {
+            Ok(permit) => Ok(Some(permit)),
+            Err(refused) => {
+                tracing::warn!(caller = %ctx.principal.subject(), tool = %shown, rule = %refused.rule,
+                    limit = refused.limit, "a limit refused a call");
+                let retry_after = refused.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                Err(RpcError::new(LIMITED, refused.message).with_data(json!({
+                    "policy": "limits", "rule": refused.rule, "limit": refused.limit, "retryAfter": retry_after
+                })))
+            }
         }
     }
 
@@ -648,9 +682,9 @@ fn visible(fed: &Federation, ctx: &RequestContext, member: &Member, list: List, 
 /// The JSON-RPC error code of a call denied by the access rules.
 pub const ACCESS_DENIED: i64 = -32003;
 
-/// The JSON-RPC error code of a call refused by a limit (the loop breaker); `data.retryAfter`
-/// says in how many seconds it may pass.
-pub const LIMITED: i64 = -32029;
+/// The JSON-RPC error code of a call refused by a limit (rate, quota, concurrency, the loop
+/// breaker); `data.retryAfter` says in how many seconds it may pass.
+pub const LIMITED: i64 = portcullis_mcp::jsonrpc::RATE_LIMITED;
 
 /// The authorize stage: the access rules on caller, target (tool, prompt or resource) and
 /// arguments. A denial names the rule that decided it (or that none allowed it), never

@@ -16,6 +16,9 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 /// Invalid method parameters.
 pub const INVALID_PARAMS: i64 = -32602;
+/// A call refused by a limit (rate, quota, loop breaker); `data.retryAfter` says in how many
+/// seconds it may pass. Answered over HTTP as `429 Too Many Requests` with `Retry-After`.
+pub const RATE_LIMITED: i64 = -32029;
 /// Internal error.
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Upstream unavailable, timed out or unhealthy (implementation-defined server error range).

@@ -42,3 +42,56 @@ async fn the_eleventh_identical_call_in_a_session_is_stopped_by_default() {
     }
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_rate_limit_answers_429_with_retry_after_and_other_tools_go_on() {
+    let config = format!(
+        "{DEMO}limits:\n  - {{ id: calm, tools: ['demo__echo'], rate: 2/m }}\n  - {{ id: daily, per_day: 4 }}\n"
+    );
+    let gw = Gateway::start(&config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    for i in 0..2 {
+        assert_eq!(echo(&mut c, &format!("note {i}")).await.result()["content"][0]["text"], format!("note {i}"));
+    }
+    let refused = echo(&mut c, "note 2").await;
+    assert_eq!(refused.status, 429, "{}", refused.raw);
+    let header: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let err = refused.error();
+    assert_eq!((err["code"].as_i64(), err["data"]["rule"].as_str()), (Some(-32029), Some("calm")), "{err}");
+    assert_eq!((err["data"]["limit"].as_str(), err["data"]["retryAfter"].as_u64()), (Some("rate"), Some(header)));
+    assert!((20..=30).contains(&header), "a token comes back every 30 s: {header}");
+    assert!(err["message"].as_str().unwrap().contains("at most 2 calls per minute for anonymous"), "{err}");
+    // Tools the rate does not cover go on, until the day's budget (refused calls not counted).
+    let simple = json!({ "name": "demo__test_simple_text", "arguments": {} });
+    for _ in 0..2 {
+        c.request("tools/call", simple.clone()).await.result();
+    }
+    let over = c.request("tools/call", simple).await;
+    assert_eq!(over.status, 429);
+    assert_eq!(
+        (over.error()["data"]["rule"].as_str(), over.error()["data"]["limit"].as_str()),
+        (Some("daily"), Some("per_day"))
+    );
+    gw.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_concurrency_cap_refuses_the_call_over_it_and_frees_its_place() {
+    let config =
+        format!("{DEMO}limits:\n  - {{ id: one-at-a-time, per: [], tools: ['demo__sleep'], concurrent: 1 }}\n");
+    let gw = Gateway::start(&config, BIN).await;
+    let mut first = Client::connect(&gw.url, json!({})).await;
+    let mut second = Client::connect(&gw.url, json!({})).await;
+    let slow = first.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1500 } }));
+    let quick = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        second.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1 } })).await
+    };
+    let (slow, refused) = tokio::join!(slow, quick);
+    assert_eq!(slow.result()["content"][0]["text"], "slept 1500 ms");
+    assert_eq!(refused.error()["data"]["limit"], "concurrent", "{}", refused.raw);
+    assert!(refused.error()["message"].as_str().unwrap().contains("at most 1 call at once for everyone"));
+    let again = second.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1 } })).await;
+    assert_eq!(again.result()["content"][0]["text"], "slept 1 ms", "the place is free once the call ended");
+    gw.server.shutdown().await.unwrap();
+}

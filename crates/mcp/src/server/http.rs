@@ -10,7 +10,8 @@
 use super::session::{SessionCodec, SessionRejection};
 use super::{deferred, modern, session_from_initialize, Handler, RequestContext, SessionInfo, Streams};
 use crate::jsonrpc::{
-    encode_error, encode_response, salvage_id, Id, Message, Request, RpcError, INVALID_REQUEST, REQUEST_CANCELLED,
+    encode_error, encode_response, salvage_id, Id, Message, Request, RpcError, INVALID_REQUEST, RATE_LIMITED,
+    REQUEST_CANCELLED,
 };
 use crate::peer::{lock, Outcome, Peer, PendingRequests};
 use crate::protocol::{era_of, Era};
@@ -20,6 +21,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
 use portcullis_core::Principal;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
@@ -225,11 +227,7 @@ impl<H: Handler> McpService<H> {
                 Some(Err(e)) => return json_error(status(modern::status_of(e.code)), Some(&req.id), &e),
                 Some(Ok((work, inputs, waiting))) => {
                     let outcome = self.lot.clone().drive(&req.method, work, inputs, waiting).await;
-                    let code = match &outcome {
-                        Err(e) => status(modern::status_of(error_code(e))),
-                        Ok(_) => StatusCode::OK,
-                    };
-                    return json(code, encode_response(Some(&req.id), outcome.as_deref().map_err(|e| &**e)));
+                    return answer(true, &req.id, outcome.as_deref().map_err(|e| &**e));
                 }
             }
         }
@@ -325,12 +323,8 @@ impl<H: Handler> McpService<H> {
             biased;
             Some(msg) = related.recv(), if sse_ok => msg,
             outcome = &mut work => {
-                let code = match (&shape, &outcome) {
-                    (Shape::Modern { .. }, Err(e)) => status(modern::status_of(error_code(e))),
-                    _ => StatusCode::OK,
-                };
-                let text = encode_response(Some(&id), outcome.as_deref().map_err(|e| &**e));
-                return json(code, text);
+                let modern = matches!(shape, Shape::Modern { .. });
+                return answer(modern, &id, outcome.as_deref().map_err(|e| &**e));
             }
         };
         let state = SseState { first: Some(first), related, work: Some(work), id };
@@ -497,6 +491,37 @@ fn error_code(error: &serde_json::value::RawValue) -> i64 {
         code: i64,
     }
     serde_json::from_str::<Code>(error.get()).map(|c| c.code).unwrap_or(0)
+}
+
+/// The JSON answer to a request. A refusal by a limit is `429 Too Many Requests` with
+/// `Retry-After` in both eras, so HTTP clients and proxies back off; other errors of the
+/// 2026-07-28 era get their status, of the legacy era 200.
+fn answer(modern: bool, id: &Id, outcome: Result<&RawValue, &RawValue>) -> Response {
+    let text = encode_response(Some(id), outcome);
+    let Err(error) = outcome else { return json(StatusCode::OK, text) };
+    if let Some(retry_after) = retry_after(error) {
+        let mut response = json(StatusCode::TOO_MANY_REQUESTS, text);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        return response;
+    }
+    json(if modern { status(modern::status_of(error_code(error))) } else { StatusCode::OK }, text)
+}
+
+/// The seconds to wait, if `error` is a refusal by a limit ([`RATE_LIMITED`]).
+fn retry_after(error: &RawValue) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Limited {
+        code: i64,
+        #[serde(default)]
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        #[serde(rename = "retryAfter")]
+        retry_after: Option<u64>,
+    }
+    let limited: Limited = serde_json::from_str(error.get()).ok()?;
+    (limited.code == RATE_LIMITED).then(|| limited.data.and_then(|d| d.retry_after).unwrap_or(1).max(1))
 }
 
 fn status(code: u16) -> StatusCode {
