@@ -73,6 +73,9 @@ pub struct Config {
     /// server or tool (none by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<crate::limits::LimitRule>,
+    /// The circuit breaker of every upstream: calls fail fast while a server keeps failing.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub breaker: crate::breaker::BreakerConfig,
     /// Prometheus metrics at `/metrics` (on by default).
     #[serde(default, skip_serializing_if = "is_default")]
     pub metrics: crate::metrics::MetricsConfig,
@@ -355,6 +358,7 @@ impl Default for Config {
             loops: Default::default(),
             audit: Default::default(),
             limits: Vec::new(),
+            breaker: Default::default(),
             metrics: Default::default(),
             region: None,
         }
@@ -781,6 +785,9 @@ impl Config {
         }
         if let Err((path, problem)) = crate::limits::LimitPolicy::compile(&self.limits) {
             add(path, problem);
+        }
+        if self.breaker.enabled && (self.breaker.failures == 0 || self.breaker.open_for.is_zero()) {
+            add("breaker".into(), "`failures` and `open_for` must be above zero (or set `enabled: false`)".into());
         }
         for (i, l) in self.flows.labels.iter().enumerate() {
             if !self.servers.contains_key(&l.server) {

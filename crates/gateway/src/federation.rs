@@ -114,6 +114,8 @@ pub struct Member {
     /// Upstream resource URI -> sessions subscribed to it. The shared upstream session is
     /// subscribed once, and again after a reconnect.
     watchers: Mutex<HashMap<String, usize>>,
+    /// Fails calls fast while the upstream keeps failing.
+    pub breaker: crate::breaker::Breaker,
 }
 
 impl Member {
@@ -509,6 +511,7 @@ impl Federation {
                 identity: Mutex::default(),
                 generation: Default::default(),
                 watchers: Mutex::default(),
+                breaker: Default::default(),
             });
             spawn_event_listener(member.clone(), streams.clone());
             members.push(member);

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod breaker;
 pub mod callers;
 pub mod config;
 pub mod connect;

@@ -82,6 +82,7 @@ pub struct Metrics {
     limited: Family<RefusalLabels, Counter>,
     upstream_up: Family<ServerLabels, Gauge>,
     upstream_restarts: Family<ServerLabels, Gauge>,
+    circuit_open: Family<ServerLabels, Gauge>,
     audit_queue: Gauge,
     audit_lost: Gauge,
     tools: Mutex<HashSet<String>>,
@@ -117,6 +118,12 @@ impl Default for Metrics {
             "Times the upstream was restarted or reconnected",
             upstream_restarts.clone(),
         );
+        let circuit_open = Family::<ServerLabels, Gauge>::default();
+        registry.register(
+            "upstream_circuit_open",
+            "1 while the upstream's circuit breaker fails calls fast (open or probing)",
+            circuit_open.clone(),
+        );
         let audit_queue = Gauge::default();
         registry.register("audit_queue_depth", "Audit events waiting to be written", audit_queue.clone());
         let audit_lost = Gauge::default();
@@ -130,6 +137,7 @@ impl Default for Metrics {
             limited,
             upstream_up,
             upstream_restarts,
+            circuit_open,
             audit_queue,
             audit_lost,
             tools: Mutex::default(),
@@ -192,6 +200,7 @@ impl Metrics {
             let up = matches!(m.upstream.health(), Health::Ready | Health::Degraded(_)) || m.per_user_only();
             let labels = ServerLabels { server: m.name.clone() };
             self.upstream_up.get_or_create(&labels).set(i64::from(up));
+            self.circuit_open.get_or_create(&labels).set(i64::from(m.breaker.state() != "closed"));
             self.upstream_restarts.get_or_create(&labels).set(i64::try_from(m.upstream.restarts()).unwrap_or(i64::MAX));
         }
         self.audit_queue.set(i64::try_from(audit.queue_depth()).unwrap_or(i64::MAX));

@@ -6,6 +6,7 @@
 //! (authorize, limit, record) plug in around it, next to the inspect calls.
 
 use crate::audit::{self, Decision, Ending, Event, Recorder};
+use crate::breaker::Admit;
 use crate::federation::{Federation, List, Listing, Member, VirtualServer};
 use crate::flows::{self, FlowAction, Taints};
 use crate::inspect::{caller_of, guarded_peer, inspect_message, Subject, ToolOf, Verdict};
@@ -18,9 +19,10 @@ use arc_swap::ArcSwap;
 use futures::future::join_all;
 use portcullis_core::Principal;
 use portcullis_guard::Direction;
+use portcullis_mcp::client::UpstreamError;
 use portcullis_mcp::federation::{decode_cursor, encode_cursor};
 use portcullis_mcp::jsonrpc::{
-    empty_object, to_raw, Notification, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND,
+    empty_object, to_raw, Notification, Request, RpcError, INVALID_PARAMS, METHOD_NOT_FOUND, UPSTREAM_ERROR,
 };
 use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
@@ -429,10 +431,25 @@ impl Gateway {
         peer: &Peer,
         caller: &Principal,
     ) -> Result<Box<RawValue>, ErrorOut> {
+        let breaker = &self.federation().config.breaker;
+        if let Admit::Refuse(wait) = member.breaker.admit(breaker) {
+            let retry_after = wait.as_secs_f64().ceil().max(1.0) as u64;
+            return Err(RpcError::new(
+                UPSTREAM_ERROR,
+                format!("server `{}` is failing: calls to it fail at once for now; retry in {retry_after} s", member.name),
+            )
+            .with_data(json!({ "kind": "circuit_open", "policy": "breaker", "rule": "circuit-open", "retryAfter": retry_after }))
+            .into());
+        }
         let upstream = member.upstream_for(caller)?;
-        let outcome =
-            upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await.map_err(|e| e.to_rpc())?;
-        outcome.map_err(ErrorOut::Verbatim)
+        let sent = upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await;
+        // An answer, even an error, means the upstream works; a missing credential is ours.
+        let failed = matches!(&sent, Err(e) if !matches!(e, UpstreamError::Config(_)));
+        if member.breaker.record(breaker, failed) {
+            tracing::warn!(server = %member.name, failures = breaker.failures, open_for = ?breaker.open_for,
+                "circuit opened: calls to this server fail fast until a probe succeeds");
+        }
+        sent.map_err(|e| e.to_rpc())?.map_err(ErrorOut::Verbatim)
     }
 
     /// A merged, prefixed, filtered page of one list across every upstream.

@@ -494,6 +494,7 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
                 "transport": m.upstream.spec().kind(),
                 "protocol": m.upstream.server_info().map(|i| i.protocol_version),
                 "restarts": m.upstream.restarts(),
+                "breaker": m.breaker.state(),
                 "caller_connections": m.caller_connections(),
             }),
         );

@@ -41,6 +41,13 @@ struct Args {
     /// Run the gateway without its guardrails (they are on by default), to measure their cost.
     #[arg(long)]
     no_guards: bool,
+    /// Run the gateway without its audit log and metrics (on by default), to measure their cost.
+    #[arg(long)]
+    no_record: bool,
+    /// Add limits every call passes (a rate, a daily budget and a concurrency cap per caller),
+    /// to measure what checking them costs.
+    #[arg(long)]
+    limits: bool,
 }
 
 struct Processes {
@@ -61,7 +68,7 @@ async fn main() -> Result<()> {
     }
     let demo_port = free_port()?;
     let gw_port = free_port()?;
-    let mut procs = start(&bin, demo_port, gw_port, &args.upstream_protocol, !args.no_guards).await?;
+    let mut procs = start(&bin, demo_port, gw_port, &args).await?;
     let direct = format!("http://127.0.0.1:{demo_port}/mcp");
     let gateway = format!("http://127.0.0.1:{gw_port}/mcp");
 
@@ -214,7 +221,8 @@ fn prose(len: usize) -> String {
     out
 }
 
-async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str, guards: bool) -> Result<Processes> {
+async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, args: &Args) -> Result<Processes> {
+    let (protocol, guards, record) = (&args.upstream_protocol, !args.no_guards, !args.no_record);
     let demo = Command::new(bin)
         .args(["demo-server", "--listen", &format!("127.0.0.1:{demo_port}")])
         .stdout(Stdio::null())
@@ -223,12 +231,20 @@ async fn start(bin: &PathBuf, demo_port: u16, gw_port: u16, protocol: &str, guar
         .spawn()
         .context("start the demo server")?;
     wait_port(demo_port).await?;
-    let config = std::env::temp_dir().join(format!("portcullis-loadtest-{}.yaml", std::process::id()));
+    // Each run gets its own folder: the audit log goes in its store.
+    let dir = std::env::temp_dir().join(format!("portcullis-loadtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("portcullis.yaml");
+    let limits = if args.limits {
+        "limits:\n  - { id: bench, rate: 1000000/s, per_day: 100000000, concurrent: 1000 }\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &config,
         format!(
             "servers:\n  demo:\n    http: {{ url: \"http://127.0.0.1:{demo_port}/mcp\" }}\n    protocol: {protocol}\n\
-             guards: {{ enabled: {guards} }}\n"
+             guards: {{ enabled: {guards} }}\naudit: {{ enabled: {record} }}\nmetrics: {{ enabled: {record} }}\n{limits}"
         ),
     )?;
     let gateway = Command::new(bin)

@@ -95,3 +95,37 @@ async fn a_concurrency_cap_refuses_the_call_over_it_and_frees_its_place() {
     assert_eq!(again.result()["content"][0]["text"], "slept 1 ms", "the place is free once the call ended");
     gw.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failing_upstream_trips_its_circuit_breaker_and_a_probe_closes_it() {
+    let config = format!("{DEMO}    timeout: 300ms\nbreaker: {{ failures: 2, open_for: 1s }}\n");
+    let gw = Gateway::start(&config, BIN).await;
+    let mut c = Client::connect(&gw.url, json!({})).await;
+    let health = || async {
+        let ready: serde_json::Value =
+            reqwest::get(format!("{}/readyz", gw.base())).await.unwrap().json().await.unwrap();
+        ready["servers"]["demo"]["breaker"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(health().await, "closed");
+    for _ in 0..2 {
+        let slow = c.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 2000 } })).await;
+        assert_eq!(slow.error()["data"]["kind"], "timeout", "{}", slow.raw);
+    }
+    // Open: the next call is not sent, and says when to try again.
+    let fast = echo(&mut c, "are you there").await;
+    let err = fast.error();
+    assert_eq!(
+        (err["data"]["kind"].as_str(), err["data"]["rule"].as_str()),
+        (Some("circuit_open"), Some("circuit-open"))
+    );
+    assert_eq!(err["data"]["retryAfter"], 1, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("server `demo` is failing"), "{err}");
+    assert_eq!(health().await, "open");
+    let metrics = reqwest::get(format!("{}/metrics", gw.base())).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("portcullis_upstream_circuit_open{server=\"demo\"} 1"), "{metrics}");
+    // After the open time one call goes through as a probe; it succeeds and closes the circuit.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(echo(&mut c, "are you there").await.result()["content"][0]["text"], "are you there");
+    assert_eq!(health().await, "closed");
+    gw.server.shutdown().await.unwrap();
+}
