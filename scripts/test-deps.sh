@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the test suite runs against, from the package registries:
-# the MCP conformance suite, the reference servers and a Node 22 runtime (npm), and the
-# Python MCP SDK in a virtualenv (PyPI). Re-runs only when tests/peers/ changes.
+# Redis (Debian's packages, when missing), the MCP conformance suite, the reference servers and
+# a Node 22 runtime (npm), and the Python MCP SDK and Prometheus parser in a virtualenv (PyPI).
+# The npm and PyPI parts re-run only when tests/peers/ changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+
+# Servers from Debian's packages: Redis (limits shared by replicas).
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} from Debian's packages"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${missing[@]}" >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+  else
+    echo "error: the tests need ${missing[*]}: install them (Debian: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
 peers=${PORTCULLIS_PEERS_DIR:-$HOME/.cache/portcullis/peers}
 stamp=$(cat "$root/tests/peers/package.json" "$root/tests/peers/requirements.txt" | sha256sum | cut -d' ' -f1)
 

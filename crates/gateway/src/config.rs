@@ -73,6 +73,9 @@ pub struct Config {
     /// server or tool (none by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<crate::limits::LimitRule>,
+    /// The Redis that replicas share limits and budgets through (none: each counts alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<crate::limits::shared::RedisConfig>,
     /// The circuit breaker of every upstream: calls fail fast while a server keeps failing.
     #[serde(default, skip_serializing_if = "is_default")]
     pub breaker: crate::breaker::BreakerConfig,
@@ -358,6 +361,7 @@ impl Default for Config {
             loops: Default::default(),
             audit: Default::default(),
             limits: Vec::new(),
+            redis: None,
             breaker: Default::default(),
             metrics: Default::default(),
             region: None,
@@ -784,6 +788,9 @@ impl Config {
             add(e.path, e.message);
         }
         if let Err((path, problem)) = crate::limits::LimitPolicy::compile(&self.limits) {
+            add(path, problem);
+        }
+        for (path, problem) in self.redis.as_ref().map(|r| r.problems()).unwrap_or_default() {
             add(path, problem);
         }
         if self.breaker.enabled && (self.breaker.failures == 0 || self.breaker.open_for.is_zero()) {

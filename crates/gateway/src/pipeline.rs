@@ -43,7 +43,7 @@ pub struct Gateway {
     /// Each session's recent calls, for the loop breaker.
     loops: LoopBreaker,
     /// The counters of the `limits` rules; kept across reloads.
-    limiter: Arc<limits::Local>,
+    limiter: limits::Counters,
     /// For webhook guards.
     http: reqwest::Client,
     /// The record stage: one audit event per exchange, counted in the metrics.
@@ -76,13 +76,18 @@ impl Gateway {
         (audit, metrics): (Recorder, Option<Arc<Metrics>>),
     ) -> Self {
         let federation = ArcSwap::from_pointee(federation);
-        let (loops, limiter) = (LoopBreaker::default(), Arc::default());
+        let (loops, limiter) = (LoopBreaker::default(), limits::Counters::new(federation.load().config.redis.as_ref()));
         Gateway { federation, streams, http, taints, loops, limiter, audit, metrics }
     }
 
     /// The audit recorder (flushed on shutdown; its counters feed metrics).
     pub fn audit(&self) -> &Recorder {
         &self.audit
+    }
+
+    /// Where limits are counted: `shared` (Redis), `connecting` or `local`.
+    pub fn limits_state(&self) -> &'static str {
+        self.limiter.state()
     }
 
     /// The metrics, unless `metrics.enabled` is off.
@@ -150,7 +155,7 @@ impl Gateway {
                 authorize(&fed, ctx, Kind::Tool, member, federated.as_deref().unwrap_or(&shown), &shown, &params)?;
                 let listed = refuse_withheld(&fed, ctx, member, List::Tools, name, &shown).await?;
                 // Held until the call ends: it counts against concurrency caps meanwhile.
-                let _permit = self.limit(&fed, ctx, member, name, &shown)?;
+                let _permit = self.limit(&fed, ctx, member, name, &shown).await?;
                 self.break_loops(&fed, ctx, &shown, &params)?;
                 let definition = listed.as_ref().map(|(listing, i)| &listing.items[*i]);
                 let labels = flow_labels(&fed, member, name, definition, &params);
@@ -262,7 +267,7 @@ impl Gateway {
 
     /// The limit stage: the `limits` rules that count this call admit it, or it is refused
     /// with a retry hint.
-    fn limit(
+    async fn limit(
         &self,
         fed: &Federation,
         ctx: &RequestContext,
@@ -275,7 +280,7 @@ impl Gateway {
         }
         let labels = member.labels_of(name);
         let call = limits::CallFacts { principal: &ctx.principal, server: &member.name, tool: shown, labels: &labels };
-        match self.limiter.admit(&fed.limits, &call) {
+        match self.limiter.admit(&fed.limits, &call).await {
             Ok(permit) => Ok(Some(permit)),
             Err(refused) => {
                 tracing::warn!(caller = %ctx.principal.subject(), tool = %shown, rule = %refused.rule,

@@ -113,8 +113,8 @@ impl Core {
         if old.config.auth != config.auth || old.config.store != config.store || old.config.vault != config.vault {
             tracing::warn!("`auth`, `store` and `vault` changes take effect after a restart");
         }
-        if old.config.audit != config.audit || old.config.region != config.region {
-            tracing::warn!("`audit` and `region` changes take effect after a restart");
+        if old.config.audit != config.audit || old.config.region != config.region || old.config.redis != config.redis {
+            tracing::warn!("`audit`, `region` and `redis` changes take effect after a restart");
         }
         if !self.credentials.has_vault() && config.uses_vault() {
             tracing::error!(
@@ -507,5 +507,6 @@ async fn readyz(State(core): State<Arc<Core>>) -> Response {
         "ready"
     };
     let code = if starting { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    (code, Json(json!({ "status": status, "servers": servers }))).into_response()
+    let limits = core.gateway.limits_state();
+    (code, Json(json!({ "status": status, "servers": servers, "limits": limits }))).into_response()
 }

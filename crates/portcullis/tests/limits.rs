@@ -129,3 +129,87 @@ async fn a_failing_upstream_trips_its_circuit_breaker_and_a_probe_closes_it() {
     assert_eq!(health().await, "closed");
     gw.server.shutdown().await.unwrap();
 }
+
+/// A throwaway Redis server from the machine's packages (`scripts/test-deps.sh` installs it).
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    async fn start() -> Redis {
+        let port = portcullis_testkit::free_port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed by scripts/test-deps.sh");
+        portcullis_testkit::wait_port(port).await;
+        Redis { child, port }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn limits_hold_across_two_replicas_sharing_redis() {
+    let redis = Redis::start().await;
+    let config = format!(
+        "{DEMO}redis: {{ url: 'redis://127.0.0.1:{}/0' }}\nlimits:\n  \
+         - {{ id: team-rate, per: [], tools: ['demo__echo'], rate: 3/m }}\n  \
+         - {{ id: slow-one, per: [], tools: ['demo__sleep'], concurrent: 1 }}\n",
+        redis.port
+    );
+    let (a, b) = (Gateway::start(&config, BIN).await, Gateway::start(&config, BIN).await);
+    let (mut on_a, mut on_b) = (Client::connect(&a.url, json!({})).await, Client::connect(&b.url, json!({})).await);
+    // The gateways connect to Redis in the background and say so in /readyz.
+    for gw in [&a, &b] {
+        wait_shared(gw).await;
+    }
+    for i in 0..3 {
+        let c = if i == 2 { &mut on_b } else { &mut on_a };
+        let reply = echo(c, &format!("shared {i}")).await;
+        assert_eq!(reply.result()["content"][0]["text"], format!("shared {i}"));
+    }
+    let refused = echo(&mut on_b, "shared 3").await;
+    assert_eq!(refused.status, 429, "the budget is shared: {}", refused.raw);
+    assert_eq!(refused.error()["data"]["rule"], "team-rate");
+    let again = echo(&mut on_a, "shared 4").await;
+    assert_eq!(again.status, 429, "{}", again.raw);
+
+    // A call in flight on one replica holds the place on the other.
+    let slow = on_a.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1500 } }));
+    let quick = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        on_b.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1 } })).await
+    };
+    let (slow, refused) = tokio::join!(slow, quick);
+    assert_eq!(slow.result()["content"][0]["text"], "slept 1500 ms");
+    assert_eq!(refused.error()["data"]["limit"], "concurrent", "{}", refused.raw);
+
+    // Without Redis each replica counts alone, and calls go on.
+    drop(redis);
+    let reply = on_b.request("tools/call", json!({ "name": "demo__sleep", "arguments": { "ms": 1 } })).await;
+    assert_eq!(reply.result()["content"][0]["text"], "slept 1 ms");
+    a.server.shutdown().await.unwrap();
+    b.server.shutdown().await.unwrap();
+}
+
+/// Waits until the gateway counts its limits in Redis.
+async fn wait_shared(gw: &Gateway) {
+    let url = format!("{}/readyz", gw.base());
+    for _ in 0..100 {
+        let ready: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        if ready["limits"] == "shared" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the gateway never connected to Redis");
+}

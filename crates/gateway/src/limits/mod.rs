@@ -3,8 +3,11 @@
 //! budget (`per: user`, `[user, tool]`, `team`, `app`, `key`, `server`, ...). A call over any
 //! rule is refused with `-32029` and a `retryAfter` hint (HTTP 429 with `Retry-After`).
 //!
-//! Counting is per process ([`Local`]): token buckets (`governor`), per-day counters and
-//! in-flight counts in memory.
+//! Counting is per process ([`Local`]: token buckets (`governor`), per-day counters and
+//! in-flight counts in memory), or shared by every replica through Redis ([`shared`]) when
+//! `redis` is configured.
+
+pub mod shared;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use governor::clock::{Clock, DefaultClock};
@@ -13,6 +16,7 @@ use portcullis_core::Principal;
 use portcullis_mcp::peer::lock;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
+use shared::{RedisConfig, Shared};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -271,6 +275,7 @@ pub struct Refusal {
 #[must_use]
 pub struct Permit {
     held: Vec<(Arc<Local>, (String, String))>,
+    shared: Option<(Arc<Shared>, Vec<String>)>,
 }
 
 impl Drop for Permit {
@@ -278,6 +283,54 @@ impl Drop for Permit {
         for (local, slot) in self.held.drain(..) {
             local.release(&slot);
         }
+        if let Some((shared, keys)) = self.shared.take().filter(|(_, keys)| !keys.is_empty()) {
+            shared.release(keys);
+        }
+    }
+}
+
+/// Where a gateway counts: in Redis when configured (and reachable), else in this process.
+#[derive(Default)]
+pub struct Counters {
+    local: Arc<Local>,
+    shared: Option<Arc<Shared>>,
+}
+
+impl Counters {
+    /// Counters shared through `redis` (connecting in the background), or local ones.
+    pub fn new(redis: Option<&RedisConfig>) -> Counters {
+        let shared = redis.and_then(|config| match Shared::connect(config) {
+            Ok(shared) => Some(shared),
+            Err(why) => {
+                tracing::error!("limits are not shared: {why}");
+                None
+            }
+        });
+        Counters { local: Arc::default(), shared }
+    }
+
+    /// `shared` (counting in Redis), `connecting` (to Redis; counting locally meanwhile) or
+    /// `local`, for `/readyz`.
+    pub fn state(&self) -> &'static str {
+        match &self.shared {
+            Some(shared) if shared.connected() => "shared",
+            Some(_) => "connecting",
+            None => "local",
+        }
+    }
+
+    /// Admits a call under every rule that counts it, or says which refuses it.
+    pub async fn admit(&self, policy: &LimitPolicy, call: &CallFacts<'_>) -> Result<Permit, Refusal> {
+        if let Some(shared) = &self.shared {
+            let matching = policy.matching(call);
+            if matching.is_empty() {
+                return Ok(Permit { held: Vec::new(), shared: None });
+            }
+            if let Some(answer) = shared.admit(&matching, call).await {
+                return answer.map(|keys| Permit { held: Vec::new(), shared: Some((shared.clone(), keys)) });
+            }
+        }
+        self.local.admit(policy, call)
     }
 }
 
@@ -301,7 +354,7 @@ impl Local {
     /// Checks every rule that counts this call; on success the call holds its concurrency
     /// places until the permit is dropped.
     pub fn admit(self: &Arc<Self>, policy: &LimitPolicy, call: &CallFacts<'_>) -> Result<Permit, Refusal> {
-        let mut permit = Permit { held: Vec::new() };
+        let mut permit = Permit { held: Vec::new(), shared: None };
         let matching = policy.matching(call);
         // Cheap refusals first, so a refused call uses up no tokens or quota.
         for (rule, key) in &matching {
