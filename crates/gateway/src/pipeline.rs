@@ -1,9 +1,11 @@
 //! The gateway's MCP handler: every request a client sends passes here.
 //!
-//! The pipeline routes (federation) and inspects: tool calls and prompt requests go through
-//! `Gateway::forward_inspected` (arguments out, sampling in between, results back), resource
-//! reads through the same inspect stage ([`crate::inspect`]). The other stages of DESIGN.md
-//! (authorize, limit, record) plug in around it, next to the inspect calls.
+//! A tool call passes the stages of DESIGN.md in order: route (federation), authorize
+//! (access rules, withheld definitions: pins, poisoning, look-alike names), limit
+//! ([`crate::limits`], the loop breaker, toxic flows), inspect (`forward_inspected`: arguments
+//! out, sampling in between, results back, [`crate::inspect`]), forward (through the upstream's
+//! circuit breaker), and record: `handle` wraps every request and turns what the stages noted
+//! into one audit event and its metrics ([`crate::audit`], [`crate::metrics`]).
 
 use crate::audit::{self, Decision, Ending, Event, Recorder};
 use crate::breaker::Admit;

@@ -4,7 +4,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
-use portcullis_gateway::audit::query::{event_json, event_line, Filter};
+use portcullis_gateway::audit::query::{check_json, event_json, event_line, Filter};
 use portcullis_gateway::config::Config;
 use portcullis_store::Store;
 use std::io::Write;
@@ -110,15 +110,7 @@ async fn list(store: &Store, f: AuditFilter) -> Result<()> {
 async fn verify(store: &Store, json: bool) -> Result<ExitCode> {
     let check = store.verify_audit().await?;
     if json {
-        let out = serde_json::json!({
-            "ok": check.problems.is_empty(),
-            "events": check.events,
-            "first": check.first_seq,
-            "last": check.last_seq,
-            "head": check.head,
-            "problems": check.problems,
-        });
-        println!("{out}");
+        println!("{}", check_json(&check));
     } else if check.problems.is_empty() {
         let range = match (check.first_seq, check.last_seq) {
             (Some(first), Some(last)) => format!(" (events {first}..{last})"),

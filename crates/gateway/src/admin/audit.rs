@@ -5,7 +5,7 @@
 //! `{events: [...], next}`; `GET /admin/audit/verify` walks the hash chain.
 
 use super::{require_admin, Caller, Problem};
-use crate::audit::query::{event_json, Filter};
+use crate::audit::query::{check_json, event_json, Filter};
 use crate::door::Door;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -55,12 +55,5 @@ async fn list(
 
 async fn verify(State(state): State<AuditState>, caller: Caller) -> Result<Json<Value>, Problem> {
     let check = store_of(&state, &caller)?.verify_audit().await?;
-    Ok(Json(json!({
-        "ok": check.problems.is_empty(),
-        "events": check.events,
-        "first": check.first_seq,
-        "last": check.last_seq,
-        "head": check.head,
-        "problems": check.problems,
-    })))
+    Ok(Json(check_json(&check)))
 }

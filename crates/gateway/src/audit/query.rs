@@ -2,7 +2,7 @@
 //! from text (times as `1h` ago or RFC 3339), and each event as one JSON object with its
 //! place in the chain.
 
-use portcullis_store::{now_ms, AuditQuery, AuditRow};
+use portcullis_store::{now_ms, AuditCheck, AuditQuery, AuditRow};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::time::SystemTime;
@@ -71,6 +71,18 @@ pub fn event_json(row: &AuditRow) -> Value {
     out.insert("prev".into(), row.prev.clone().into());
     out.insert("hash".into(), row.hash.clone().into());
     Value::Object(out)
+}
+
+/// What `verify` found, as `portcullis audit verify --json` and `/admin/audit/verify` say it.
+pub fn check_json(check: &AuditCheck) -> Value {
+    serde_json::json!({
+        "ok": check.problems.is_empty(),
+        "events": check.events,
+        "first": check.first_seq,
+        "last": check.last_seq,
+        "head": check.head,
+        "problems": check.problems,
+    })
 }
 
 /// One line for people: time, sequence, caller, method, target, decision (with the rules

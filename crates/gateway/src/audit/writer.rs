@@ -43,6 +43,8 @@ pub struct Recorder {
 
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long a batch waits for more events before it is written.
+const LINGER: Duration = Duration::from_millis(100);
 /// Attempts at writing one batch before its events count as lost.
 const ATTEMPTS: u32 = 5;
 
@@ -169,6 +171,12 @@ impl Writer {
                     continue;
                 }
             };
+            // A batch collects for LINGER: one transaction per event would cost more than the
+            // rest of the call, and so would waking this task for each event (it sleeps instead
+            // of waiting on the queue). A flush is written at once.
+            if matches!(first, Message::Event(..)) {
+                tokio::time::sleep(LINGER).await;
+            }
             let (mut events, mut flushes) = (Vec::new(), Vec::new());
             let mut next = Some(first);
             while let Some(message) = next {
