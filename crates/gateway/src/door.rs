@@ -39,6 +39,8 @@ pub struct Door {
     settings: Option<AuthConfig>,
     keys: Option<(Store, Arc<KeyRing>)>,
     jwt: Option<Arc<JwtVerifier>>,
+    /// Where refused callers are recorded (audit log, metrics), once the gateway runs.
+    record_to: std::sync::OnceLock<Arc<crate::pipeline::Gateway>>,
 }
 
 /// Why the gateway would not start.
@@ -90,7 +92,12 @@ impl Door {
                 Some(verifier)
             }
         };
-        Ok(Door { settings: config.auth.clone(), keys, jwt })
+        Ok(Door { settings: config.auth.clone(), keys, jwt, record_to: Default::default() })
+    }
+
+    /// Records the callers this door refuses in `gateway`'s audit log and metrics.
+    pub fn record_to(&self, gateway: Arc<crate::pipeline::Gateway>) {
+        let _ = self.record_to.set(gateway);
     }
 
     /// Fetches the identity provider's keys again every `auth.jwt.refresh` (every 30 s
@@ -283,12 +290,22 @@ enum Refusal {
 
 /// The middleware on the MCP routes: establishes the caller or answers 401.
 pub async fn admit(State(door): State<Arc<Door>>, mut request: Request, next: Next) -> Response {
+    let started = std::time::SystemTime::now();
     match door.caller(request.headers()).await {
         Ok(principal) => {
             request.extensions_mut().insert(Arc::new(principal));
             next.run(request).await
         }
         Err(refusal) => {
+            if let Some(gateway) = door.record_to.get() {
+                let (rule, why) = match &refusal {
+                    Refusal::NoCredential => ("no-credential", "no credential".to_owned()),
+                    Refusal::Invalid(why) => ("invalid-credential", why.clone()),
+                    Refusal::Scopes(scopes) => ("insufficient-scope", format!("lacks the scopes {}", scopes.join(" "))),
+                };
+                let at = format!("{} {}", request.method(), request.uri().path());
+                gateway.record_refusal(crate::audit::Event::at_door(&at, rule, &why, started)).await;
+            }
             let metadata = door.metadata_url(request.headers());
             let mut status = StatusCode::UNAUTHORIZED;
             let (challenge, message) = match refusal {

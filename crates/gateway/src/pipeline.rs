@@ -87,6 +87,14 @@ impl Gateway {
         &self.audit
     }
 
+    /// Records an exchange that never reached the pipeline (a caller the front door refused).
+    pub async fn record_refusal(&self, event: Event) {
+        if let Some(metrics) = &self.metrics {
+            metrics.observe(&event);
+        }
+        self.audit.record(event, &self.federation().guard).await;
+    }
+
     /// Where limits are counted: `shared` (Redis), `connecting` or `local`.
     pub fn limits_state(&self) -> &'static str {
         self.limiter.state()

@@ -339,6 +339,7 @@ pub async fn serve_http(
     let state = open_state(&config, config_path.as_deref(), &store).await?;
     let connector = Arc::new(connector(&config, key.as_ref(), addr));
     let core = Core::start(config, config_path, credentials, Some(connector), state);
+    door.record_to(core.gateway.clone());
     let _ = core.origins.set(options.allowed_origins.clone());
     let service = Arc::new(McpService::new(core.gateway.clone(), codec, core.streams.clone(), options));
     let app = app(service, core.clone(), door.clone(), max_body);

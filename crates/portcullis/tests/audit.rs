@@ -179,3 +179,30 @@ async fn a_thousand_calls_make_a_thousand_events_and_deletions_are_detected() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("events {seq}..{seq} are missing (deleted)")), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_the_front_door_refuses_are_on_record_without_their_credential() {
+    let config = "auth: { api_keys: {} }\nservers:\n  demo:\n    stdio: { command: \"{bin}\", args: [demo-server] }\n";
+    let (gw, path) = Gateway::start_file(config, BIN).await;
+    let bogus = "pcs_0123456789abcdef_NotARealSecretAtAllButLongEnough42";
+    let init =
+        json!({ "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "t", "version": "1" } });
+    let anonymous = Client::new(&gw.url).request("initialize", init.clone()).await;
+    assert_eq!(anonymous.status, 401);
+    let forged = Client::with_bearer(&gw.url, bogus).request("initialize", init).await;
+    assert_eq!(forged.status, 401);
+    gw.server.shutdown().await.unwrap();
+
+    let refused = events(&path, &["--decision", "deny"]);
+    let rules: Vec<&str> = refused.iter().filter_map(|e| e["decisions"][0]["rule"].as_str()).collect();
+    assert_eq!(rules, ["no-credential", "invalid-credential"], "{refused:?}");
+    for e in &refused {
+        assert_eq!(
+            (e["caller"].as_str(), e["method"].as_str(), e["status"].as_i64()),
+            (Some("unauthenticated"), Some("POST /mcp"), Some(401))
+        );
+        assert_eq!(e["decisions"][0]["policy"], "auth");
+    }
+    let (_, everything) = audit(&path, &["--json"]);
+    assert!(!everything.contains(bogus) && !everything.contains("NotARealSecret"), "{everything}");
+}

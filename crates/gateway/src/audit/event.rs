@@ -83,7 +83,8 @@ pub struct Event {
     pub latency_ms: f64,
     /// `ok`, `refused` (by a gateway policy) or `error`.
     pub outcome: &'static str,
-    /// The JSON-RPC error code, if it ended in an error.
+    /// The JSON-RPC error code, if it ended in an error (the HTTP status for a caller the
+    /// front door refused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<i64>,
     /// The strongest decision: `allow`, `flag`, `redact` or `deny`.
@@ -145,6 +146,37 @@ impl Event {
             trace_id: None,
             at_ms: i64::try_from(at.as_millis()).unwrap_or(i64::MAX),
             raw_arguments,
+        }
+    }
+
+    /// A caller the front door refused (no credential, an invalid one, missing scopes):
+    /// `at` is the HTTP method and path, `why` what the caller was told.
+    pub fn at_door(at: &str, rule: &str, why: &str, started: SystemTime) -> Event {
+        let took = started.elapsed().unwrap_or_default();
+        let detail = serde_json::json!({ "reason": why });
+        Event {
+            time: humantime::format_rfc3339_millis(started).to_string(),
+            region: None,
+            instance: Arc::from(""),
+            principal: Arc::new(Principal::anonymous()),
+            caller: "unauthenticated".into(),
+            client: String::new(),
+            session: String::new(),
+            method: at.to_owned(),
+            server: None,
+            target: None,
+            arguments: None,
+            arguments_bytes: 0,
+            result_bytes: 0,
+            latency_ms: took.as_secs_f64() * 1e3,
+            outcome: "refused",
+            status: Some(if rule == "insufficient-scope" { 403 } else { 401 }),
+            decision: "deny",
+            decisions: vec![Decision::new("auth", Some(rule), "deny").with_detail(detail)],
+            trace_id: None,
+            at_ms: i64::try_from(started.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_millis())
+                .unwrap_or(i64::MAX),
+            raw_arguments: None,
         }
     }
 }
