@@ -173,8 +173,8 @@ impl Writer {
             };
             // A batch collects for LINGER: one transaction per event would cost more than the
             // rest of the call, and so would waking this task for each event (it sleeps instead
-            // of waiting on the queue). A flush is written at once.
-            if matches!(first, Message::Event(..)) {
+            // of waiting on the queue). A flush, or a full batch already waiting, goes at once.
+            if matches!(first, Message::Event(..)) && queue.len() + 1 < self.batch {
                 tokio::time::sleep(LINGER).await;
             }
             let (mut events, mut flushes) = (Vec::new(), Vec::new());
