@@ -99,26 +99,27 @@ impl Rate {
     pub fn parse(text: &str) -> Option<Rate> {
         let (count, unit) = text.split_once('/').unwrap_or((text, "s"));
         let count: u32 = count.trim().parse().ok().filter(|c| *c > 0)?;
-        let period = match unit.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            "d" | "day" => Duration::from_secs(86_400),
-            _ => return None,
-        };
-        Some(Rate { count, period })
+        let unit = unit.trim();
+        let (secs, ..) = UNITS.iter().find(|(_, short, long, alias)| [*short, *long, *alias].contains(&unit))?;
+        Some(Rate { count, period: Duration::from_secs(*secs) })
+    }
+
+    /// The period's short and long names (`s`, `second`).
+    fn unit(&self) -> (&'static str, &'static str) {
+        let secs = self.period.as_secs();
+        let (_, short, long, _) = UNITS.iter().find(|(s, ..)| *s == secs).unwrap_or(&UNITS[3]);
+        (short, long)
     }
 }
 
+/// The periods a rate may have: seconds, short name, long name, another accepted name
+/// (none for hours and days: the short name again).
+const UNITS: [(u64, &str, &str, &str); 4] =
+    [(1, "s", "second", "sec"), (60, "m", "minute", "min"), (3600, "h", "hour", "h"), (86_400, "d", "day", "d")];
+
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = match self.period.as_secs() {
-            1 => "second",
-            60 => "minute",
-            3600 => "hour",
-            _ => "day",
-        };
-        write!(f, "{} per {unit}", calls(u64::from(self.count)))
+        write!(f, "{} per {}", calls(u64::from(self.count)), self.unit().1)
     }
 }
 
@@ -133,13 +134,7 @@ fn calls(n: u64) -> String {
 
 impl Serialize for Rate {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let unit = match self.period.as_secs() {
-            1 => "s",
-            60 => "m",
-            3600 => "h",
-            _ => "d",
-        };
-        s.serialize_str(&format!("{}/{unit}", self.count))
+        s.serialize_str(&format!("{}/{}", self.count, self.unit().0))
     }
 }
 
