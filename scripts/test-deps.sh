@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the test suite runs against, from the package registries:
-# Redis (Debian's packages, when missing), the MCP conformance suite, the reference servers and
+# Redis and PostgreSQL (Debian's packages, when missing), the MCP conformance suite, the reference servers and
 # a Node 22 runtime (npm), and the Python MCP SDK and Prometheus parser in a virtualenv (PyPI).
 # The npm and PyPI parts re-run only when tests/peers/ changes.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-# Servers from Debian's packages: Redis (limits shared by replicas).
+# Servers from Debian's packages: Redis (limits shared by replicas) and PostgreSQL (the shared
+# store; the tests start throwaway clusters with its initdb and pg_ctl).
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+if [ -z "${PORTCULLIS_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} from Debian's packages"

@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use portcullis_guard::{Guard, GuardConfig};
 use portcullis_mcp::client::modern::ProtocolChoice;
 use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
+use portcullis_store::{Location, StoreError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -274,7 +275,8 @@ impl Default for ApiKeysConfig {
     }
 }
 
-/// Where the embedded database lives.
+/// Where the database lives: an embedded SQLite file (the default), or a PostgreSQL server
+/// that replicas share.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -282,16 +284,48 @@ pub struct StoreConfig {
     /// `portcullis.db` beside the config file (in the working directory without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// A PostgreSQL database instead: `postgres://user:password@host:5432/portcullis`
+    /// (add `?sslmode=require` for TLS). Prefer `url_env` when it holds a password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The environment variable holding the PostgreSQL URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+}
+
+impl StoreConfig {
+    /// Problems with the section: (field, message). Never shows a URL's password.
+    fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let set = [self.path.is_some(), self.url.is_some(), self.url_env.is_some()];
+        if set.iter().filter(|s| **s).count() > 1 {
+            out.push(("store".into(), "set only one of `path` (SQLite), `url` and `url_env` (PostgreSQL)".into()));
+        }
+        if let Some(Err(why)) = self.url.as_deref().map(Location::parse) {
+            out.push(("store.url".into(), why));
+        }
+        out
+    }
 }
 
 impl Config {
-    /// The database file for a config loaded from `config_path` (if any).
-    pub fn store_path(&self, config_path: Option<&Path>) -> PathBuf {
+    /// Where the database is for a config loaded from `config_path` (if any).
+    pub fn store_location(&self, config_path: Option<&Path>) -> Result<Location, StoreError> {
         let base = config_path.and_then(Path::parent).unwrap_or(Path::new(""));
-        match &self.store.path {
-            Some(p) if p.is_absolute() => p.clone(),
-            Some(p) => base.join(p),
-            None => base.join("portcullis.db"),
+        let url = match (&self.store.url, &self.store.url_env) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                StoreError::Config(format!(
+                    "${var} (store.url_env) is not set: set it to the PostgreSQL URL (postgres://user:password@host/database)"
+                ))
+            })?),
+            (None, None) => None,
+        };
+        match (url, &self.store.path) {
+            (Some(url), _) => Location::parse(&url).map_err(StoreError::Config),
+            (None, Some(p)) if p.is_absolute() => Ok(Location::Sqlite(p.clone())),
+            (None, Some(p)) => Ok(Location::Sqlite(base.join(p))),
+            (None, None) => Ok(Location::Sqlite(base.join("portcullis.db"))),
         }
     }
 
@@ -790,6 +824,9 @@ impl Config {
         if let Err((path, problem)) = crate::limits::LimitPolicy::compile(&self.limits) {
             add(path, problem);
         }
+        for (path, problem) in self.store.problems() {
+            add(path, problem);
+        }
         for (path, problem) in self.redis.as_ref().map(|r| r.problems()).unwrap_or_default() {
             add(path, problem);
         }
@@ -979,6 +1016,21 @@ virtual_servers:
         assert_eq!(c.servers["legacy"].prefix_for("legacy"), "old");
         assert_eq!(c.servers["demo"].prefix_for("demo"), "demo");
         assert!(matches!(c.servers["legacy"].transport(), Some(TransportSpec::Sse(_))));
+    }
+
+    #[test]
+    fn the_store_is_sqlite_or_postgres_and_a_bad_url_keeps_its_password() {
+        let got = problems("store: { path: p.db, url: \"postgres://db/p\" }");
+        assert!(got.iter().any(|p| p.contains("set only one of `path`")), "{got:?}");
+        let got = problems("store: { url: \"mysql://root:hunter2@db/p\" }");
+        assert!(got.iter().any(|p| p.starts_with("store.url") && p.contains("neither")), "{got:?}");
+        assert!(got.iter().all(|p| !p.contains("hunter2")), "{got:?}");
+        let c = Config::parse("store: { url: \"postgres://app:hunter2@db/p\" }").unwrap();
+        let at = c.store_location(None).unwrap();
+        assert!(at.is_postgres() && at.to_string() == "postgres://app:***@db/p", "{at}");
+        let c = Config::parse("store: { path: data/p.db }").unwrap();
+        let at = c.store_location(Some(Path::new("/etc/portcullis/portcullis.yaml"))).unwrap();
+        assert_eq!(at, Location::Sqlite("/etc/portcullis/data/p.db".into()));
     }
 
     #[test]

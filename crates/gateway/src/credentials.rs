@@ -47,7 +47,7 @@ impl Credentials {
             Err(VaultError::NoKey { .. }) if !config.uses_vault() => return Ok(Credentials::none()),
             Err(e) => return Err(e),
         };
-        let store = Store::shared(store, &config.store_path(config_path)).await?;
+        let store = Store::shared(store, &config.store_location(config_path)?).await?;
         let vault = Vault::open(store, &key).await?;
         // Version -1 is never the store's: the first refresh reads.
         let credentials = Credentials { vault: Some(vault), current: ArcSwap::from_pointee(Secrets::empty(-1)) };

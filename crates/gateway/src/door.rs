@@ -74,7 +74,7 @@ impl Door {
         let keys = match config.auth.as_ref().and_then(|a| a.api_keys.as_ref()) {
             None => None,
             Some(_) => {
-                let store = Store::shared(store, &config.store_path(config_path)).await?;
+                let store = Store::shared(store, &config.store_location(config_path)?).await?;
                 let ring = Arc::new(KeyRing::load(&store).await?);
                 Some((store, ring))
             }

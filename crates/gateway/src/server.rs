@@ -403,7 +403,7 @@ async fn open_state(
     let audit = &config.audit;
     let stored_audit = audit.enabled && audit.store;
     let store = if pinning || flows || stored_audit {
-        Some(Store::shared(store, &config.store_path(config_path)).await?)
+        Some(Store::shared(store, &config.store_location(config_path)?).await?)
     } else {
         None
     };

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use portcullis_gateway::audit::query::{check_json, event_json, event_line, Filter};
 use portcullis_gateway::config::Config;
-use portcullis_store::Store;
+use portcullis_store::{Location, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,14 +56,16 @@ pub async fn run(config_path: Option<PathBuf>, command: Option<AuditCommand>, fi
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let path = config.store_path(config_path.as_deref());
-    if !path.exists() {
-        return Err(anyhow!(
-            "no database at {}: the gateway creates it on first start (pass the gateway's --config)",
-            path.display()
-        ));
+    let location = config.store_location(config_path.as_deref())?;
+    if let Location::Sqlite(path) = &location {
+        if !path.exists() {
+            return Err(anyhow!(
+                "no database at {}: the gateway creates it on first start (pass the gateway's --config)",
+                path.display()
+            ));
+        }
     }
-    let store = Store::open(&path).await?;
+    let store = Store::open(location).await?;
     let result = match command {
         Some(AuditCommand::Verify { json }) => verify(&store, json).await,
         None => list(&store, filter).await.map(|()| ExitCode::SUCCESS),

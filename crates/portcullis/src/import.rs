@@ -303,7 +303,7 @@ pub async fn run(config_path: Option<PathBuf>, args: ImportArgs) -> Result<()> {
         let key = portcullis_vault::VaultKey::load(&config.vault_key_source(Some(&config_path))).context(
             "the secrets go into the vault, which needs its key: set $PORTCULLIS_VAULT_KEY (`openssl rand -base64 32`) or `vault.key_file`",
         )?;
-        let store = portcullis_store::Store::open(&config.store_path(Some(&config_path))).await?;
+        let store = portcullis_store::Store::open(config.store_location(Some(&config_path))?).await?;
         let vault = portcullis_vault::Vault::open(store.clone(), &key).await?;
         for s in &plan.secrets {
             vault.set(&s.name, &s.value.clone().into()).await?;

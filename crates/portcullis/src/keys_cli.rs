@@ -62,7 +62,7 @@ pub async fn run(config_path: Option<PathBuf>, command: KeysCommand) -> Result<(
             config_path.as_ref().map_or("the default config".to_owned(), |p| p.display().to_string())
         );
     }
-    let store = Store::open(&config.store_path(config_path.as_deref())).await?;
+    let store = Store::open(config.store_location(config_path.as_deref())?).await?;
     let result = async {
         match command {
             KeysCommand::Create { user, team, app, roles, expires, json } => {

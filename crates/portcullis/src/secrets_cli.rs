@@ -105,7 +105,7 @@ pub async fn run(config_path: Option<PathBuf>, command: SecretsCommand) -> Resul
         None => Config::default(),
     };
     let key = VaultKey::load(&config.vault_key_source(config_path.as_deref()))?;
-    let store = Store::open(&config.store_path(config_path.as_deref())).await?;
+    let store = Store::open(config.store_location(config_path.as_deref())?).await?;
     let vault = Vault::open(store.clone(), &key).await?;
     let refs = config.secret_refs();
     let result = async {

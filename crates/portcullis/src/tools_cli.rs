@@ -79,7 +79,7 @@ pub async fn run(config_path: Option<PathBuf>, command: ToolsCommand) -> Result<
         Some(p) => Config::load(p)?,
         None => Config::default(),
     };
-    let store = Store::open(&config.store_path(config_path.as_deref())).await?;
+    let store = Store::open(config.store_location(config_path.as_deref())?).await?;
     let result = async {
         match command {
             ToolsCommand::List { server, waiting, json } => {

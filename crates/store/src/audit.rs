@@ -6,7 +6,7 @@
 use crate::{Store, StoreError};
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// The hash before the first event.
@@ -110,7 +110,7 @@ impl Store {
             let hash = chain_hash(seq, entry, &prev);
             sqlx::query(
                 "INSERT INTO audit_events (seq, at, caller, user_name, tool, decision, body, prev, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(seq)
             .bind(entry.at)
@@ -125,7 +125,7 @@ impl Store {
             .await?;
             prev = hash;
         }
-        sqlx::query("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+        sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
             .bind(&prev)
             .execute(&mut *tx)
@@ -140,7 +140,7 @@ impl Store {
         let mut binds: Vec<Bind> = Vec::new();
         let mut filter = |clause: &str, value: Bind| {
             binds.push(value);
-            sql.push_str(&clause.replace('?', &format!("?{}", binds.len())));
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
         };
         if let Some(since) = query.since {
             filter(" AND at >= ?", Bind::Int(since));
@@ -155,7 +155,10 @@ impl Store {
             filter(" AND (user_name = ? OR caller = ?)", Bind::Text(user.clone()));
         }
         if let Some(tool) = &query.tool {
-            filter(" AND (tool = ? OR substr(tool, -length(?) - 2) = '__' || ?)", Bind::Text(tool.clone()));
+            filter(
+                " AND (tool = ? OR substr(tool, length(tool) - length(?) - 1) = '__' || ?)",
+                Bind::Text(tool.clone()),
+            );
         }
         if let Some(decision) = &query.decision {
             filter(" AND decision = ?", Bind::Text(decision.clone()));
@@ -224,7 +227,7 @@ impl Store {
         let mut tx = self.write().await?;
         let mut cut: i64 = 0;
         if let Some(before) = before {
-            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE at < ?1")
+            let last: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE at < $1")
                 .bind(before)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -235,7 +238,7 @@ impl Store {
             let max = i64::try_from(max_bytes).unwrap_or(i64::MAX);
             let keep_from: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(seq) FROM (SELECT seq, SUM(length(body)) OVER (ORDER BY seq DESC) AS total \
-                 FROM audit_events) WHERE total <= ?1",
+                 FROM audit_events) AS newest WHERE total <= $1",
             )
             .bind(max)
             .fetch_one(&mut *tx)
@@ -248,13 +251,13 @@ impl Store {
         if cut == 0 {
             return Ok(0);
         }
-        let anchor: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = ?1")
+        let anchor: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_events WHERE seq = $1")
             .bind(cut)
             .fetch_optional(&mut *tx)
             .await?;
         let Some(anchor) = anchor else { return Ok(0) };
-        let removed = sqlx::query("DELETE FROM audit_events WHERE seq <= ?1").bind(cut).execute(&mut *tx).await?;
-        sqlx::query("UPDATE audit_head SET pruned_seq = ?1, pruned_hash = ?2 WHERE id = 1")
+        let removed = sqlx::query("DELETE FROM audit_events WHERE seq <= $1").bind(cut).execute(&mut *tx).await?;
+        sqlx::query("UPDATE audit_head SET pruned_seq = $1, pruned_hash = $2 WHERE id = 1")
             .bind(cut)
             .bind(&anchor)
             .execute(&mut *tx)
@@ -269,7 +272,7 @@ enum Bind {
     Text(String),
 }
 
-fn audit_row(row: &SqliteRow) -> Result<AuditRow, StoreError> {
+fn audit_row(row: &AnyRow) -> Result<AuditRow, StoreError> {
     Ok(AuditRow {
         seq: row.try_get("seq")?,
         entry: AuditEntry {
@@ -288,6 +291,7 @@ fn audit_row(row: &SqliteRow) -> Result<AuditRow, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::{on_both, TestDb};
 
     fn entry(i: i64, user: &str, tool: &str, decision: &str) -> AuditEntry {
         AuditEntry {
@@ -300,123 +304,141 @@ mod tests {
         }
     }
 
-    async fn store_with(n: i64) -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
+    /// A store whose log holds `n` events (any before are removed).
+    async fn store_with(db: &TestDb, n: i64) -> Store {
+        let store = db.open().await;
+        sql(&store, "DELETE FROM audit_events").await;
+        sql(
+            &store,
+            &format!("UPDATE audit_head SET seq = 0, hash = '{GENESIS}', pruned_seq = 0, pruned_hash = '{GENESIS}'"),
+        )
+        .await;
         let entries: Vec<AuditEntry> = (1..=n).map(|i| entry(i, "alice", "gh__create_issue", "allow")).collect();
         store.append_audit(&entries).await.unwrap();
-        (dir, store)
+        store
     }
 
     async fn sql(store: &Store, statement: &str) {
         sqlx::query(statement).execute(&store.pool).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn a_whole_chain_verifies_and_batches_extend_it() {
-        let (_dir, store) = store_with(3).await;
-        assert_eq!(store.append_audit(&[entry(4, "bob", "fs__read_file", "deny")]).await.unwrap(), 4);
-        let check = store.verify_audit().await.unwrap();
-        assert_eq!((check.events, check.first_seq, check.last_seq), (4, Some(1), Some(4)));
-        assert!(check.problems.is_empty(), "{:?}", check.problems);
-        let rows = store.audit_events(&AuditQuery::default()).await.unwrap();
-        assert_eq!(rows[0].prev, GENESIS);
-        assert_eq!(rows[3].prev, rows[2].hash);
-        assert_eq!(check.head, rows[3].hash);
-    }
-
-    #[tokio::test]
-    async fn edits_deletions_and_insertions_are_found() {
-        let (_dir, store) = store_with(5).await;
-        sql(&store, r#"UPDATE audit_events SET body = '{"n":99}' WHERE seq = 2"#).await;
-        let problems = store.verify_audit().await.unwrap().problems;
-        assert_eq!(problems, ["event 2: its content does not match its hash (edited)"]);
-
-        let (_dir, store) = store_with(5).await;
-        sql(&store, "UPDATE audit_events SET decision = 'allow', user_name = 'mallory' WHERE seq = 4").await;
-        assert!(!store.verify_audit().await.unwrap().problems.is_empty(), "a filtered column is covered too");
-
-        let (_dir, store) = store_with(5).await;
-        sql(&store, "DELETE FROM audit_events WHERE seq = 3").await;
-        let problems = store.verify_audit().await.unwrap().problems;
-        assert!(problems.iter().any(|p| p.contains("3..3 are missing")), "{problems:?}");
-
-        let (_dir, store) = store_with(5).await;
-        sql(&store, "DELETE FROM audit_events WHERE seq >= 4").await;
-        let problems = store.verify_audit().await.unwrap().problems;
-        assert!(problems.iter().any(|p| p.contains("ends at event 3 but 5 were written")), "{problems:?}");
-
-        let (_dir, store) = store_with(5).await;
-        sql(&store, "DELETE FROM audit_events WHERE seq = 1").await;
-        let problems = store.verify_audit().await.unwrap().problems;
-        assert!(problems.iter().any(|p| p.contains("1..1 are missing")), "{problems:?}");
-    }
-
-    #[tokio::test]
-    async fn a_rewritten_chain_is_found_by_its_head() {
-        // Someone who edits an event and recomputes every hash after it still leaves the head.
-        let (_dir, store) = store_with(3).await;
-        let mut rows = store.audit_events(&AuditQuery::default()).await.unwrap();
-        rows[1].entry.decision = "allow-edited".into();
-        let mut prev = rows[0].hash.clone();
-        for row in &mut rows[1..] {
-            row.prev = prev.clone();
-            row.hash = chain_hash(row.seq, &row.entry, &row.prev);
-            prev = row.hash.clone();
-            sqlx::query("UPDATE audit_events SET decision = ?1, prev = ?2, hash = ?3 WHERE seq = ?4")
-                .bind(&row.entry.decision)
-                .bind(&row.prev)
-                .bind(&row.hash)
-                .bind(row.seq)
-                .execute(&store.pool)
-                .await
-                .unwrap();
+    on_both! {
+        async fn a_whole_chain_verifies_and_batches_extend_it(db: &TestDb) {
+            let store = store_with(db, 3).await;
+            assert_eq!(store.append_audit(&[entry(4, "bob", "fs__read_file", "deny")]).await.unwrap(), 4);
+            let check = store.verify_audit().await.unwrap();
+            assert_eq!((check.events, check.first_seq, check.last_seq), (4, Some(1), Some(4)));
+            assert!(check.problems.is_empty(), "{:?}", check.problems);
+            let rows = store.audit_events(&AuditQuery::default()).await.unwrap();
+            assert_eq!(rows[0].prev, GENESIS);
+            assert_eq!(rows[3].prev, rows[2].hash);
+            assert_eq!(check.head, rows[3].hash);
         }
-        let problems = store.verify_audit().await.unwrap().problems;
-        assert_eq!(problems, ["the last event, 3, is not the one written (replaced)"]);
-    }
 
-    #[tokio::test]
-    async fn queries_filter_and_page() {
-        let (_dir, store) = store_with(0).await;
-        let entries = [
-            entry(1, "alice", "gh__create_issue", "allow"),
-            entry(2, "bob", "gh__create_issue", "deny"),
-            entry(3, "alice", "fs__read_file", "redact"),
-            entry(4, "alice", "create_issue", "allow"),
-        ];
-        store.append_audit(&entries).await.unwrap();
-        let seqs = |rows: Vec<AuditRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
-        let q = |f: fn(&mut AuditQuery)| {
-            let mut q = AuditQuery::default();
-            f(&mut q);
-            q
-        };
-        assert_eq!(seqs(store.audit_events(&q(|q| q.user = Some("alice".into()))).await.unwrap()), [1, 3, 4]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.user = Some("user:bob".into()))).await.unwrap()), [2]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.tool = Some("create_issue".into()))).await.unwrap()), [1, 2, 4]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.tool = Some("gh__create_issue".into()))).await.unwrap()), [1, 2]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.decision = Some("deny".into()))).await.unwrap()), [2]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.since = Some(2_000))).await.unwrap()), [2, 3, 4]);
-        assert_eq!(seqs(store.audit_events(&q(|q| q.until = Some(2_000))).await.unwrap()), [1]);
-        assert_eq!(seqs(store.audit_events(&q(|q| (q.after, q.limit) = (Some(1), Some(2)))).await.unwrap()), [2, 3]);
-        assert_eq!(seqs(store.audit_events(&q(|q| (q.latest, q.limit) = (true, Some(2)))).await.unwrap()), [3, 4]);
-    }
+        async fn edits_deletions_and_insertions_are_found(db: &TestDb) {
+            let store = store_with(db, 5).await;
+            sql(&store, r#"UPDATE audit_events SET body = '{"n":99}' WHERE seq = 2"#).await;
+            let problems = store.verify_audit().await.unwrap().problems;
+            assert_eq!(problems, ["event 2: its content does not match its hash (edited)"]);
 
-    #[tokio::test]
-    async fn retention_moves_the_anchor_and_the_rest_still_verifies() {
-        let (_dir, store) = store_with(10).await;
-        assert_eq!(store.prune_audit(Some(3_500), None).await.unwrap(), 3);
-        let check = store.verify_audit().await.unwrap();
-        assert!(check.problems.is_empty(), "{:?}", check.problems);
-        assert_eq!((check.events, check.first_seq), (7, Some(4)));
-        // Bodies of 7 and 8 bytes: 40 bytes keep the newest 5.
-        assert_eq!(store.prune_audit(None, Some(40)).await.unwrap(), 2);
-        let check = store.verify_audit().await.unwrap();
-        assert!(check.problems.is_empty(), "{:?}", check.problems);
-        assert_eq!((check.events, check.first_seq, check.last_seq), (5, Some(6), Some(10)));
-        assert_eq!(store.prune_audit(Some(0), Some(1 << 20)).await.unwrap(), 0);
-        store.append_audit(&[entry(11, "alice", "t", "allow")]).await.unwrap();
-        assert!(store.verify_audit().await.unwrap().problems.is_empty());
+            let store = store_with(db, 5).await;
+            sql(&store, "UPDATE audit_events SET decision = 'allow', user_name = 'mallory' WHERE seq = 4").await;
+            assert!(!store.verify_audit().await.unwrap().problems.is_empty(), "a filtered column is covered too");
+
+            let store = store_with(db, 5).await;
+            sql(&store, "DELETE FROM audit_events WHERE seq = 3").await;
+            let problems = store.verify_audit().await.unwrap().problems;
+            assert!(problems.iter().any(|p| p.contains("3..3 are missing")), "{problems:?}");
+
+            let store = store_with(db, 5).await;
+            sql(&store, "DELETE FROM audit_events WHERE seq >= 4").await;
+            let problems = store.verify_audit().await.unwrap().problems;
+            assert!(problems.iter().any(|p| p.contains("ends at event 3 but 5 were written")), "{problems:?}");
+
+            let store = store_with(db, 5).await;
+            sql(&store, "DELETE FROM audit_events WHERE seq = 1").await;
+            let problems = store.verify_audit().await.unwrap().problems;
+            assert!(problems.iter().any(|p| p.contains("1..1 are missing")), "{problems:?}");
+        }
+
+        async fn a_rewritten_chain_is_found_by_its_head(db: &TestDb) {
+            // Someone who edits an event and recomputes every hash after it still leaves the head.
+            let store = store_with(db, 3).await;
+            let mut rows = store.audit_events(&AuditQuery::default()).await.unwrap();
+            rows[1].entry.decision = "allow-edited".into();
+            let mut prev = rows[0].hash.clone();
+            for row in &mut rows[1..] {
+                row.prev = prev.clone();
+                row.hash = chain_hash(row.seq, &row.entry, &row.prev);
+                prev = row.hash.clone();
+                sqlx::query("UPDATE audit_events SET decision = $1, prev = $2, hash = $3 WHERE seq = $4")
+                    .bind(&row.entry.decision)
+                    .bind(&row.prev)
+                    .bind(&row.hash)
+                    .bind(row.seq)
+                    .execute(&store.pool)
+                    .await
+                    .unwrap();
+            }
+            let problems = store.verify_audit().await.unwrap().problems;
+            assert_eq!(problems, ["the last event, 3, is not the one written (replaced)"]);
+        }
+
+        async fn queries_filter_and_page(db: &TestDb) {
+            let store = store_with(db, 0).await;
+            let entries = [
+                entry(1, "alice", "gh__create_issue", "allow"),
+                entry(2, "bob", "gh__create_issue", "deny"),
+                entry(3, "alice", "fs__read_file", "redact"),
+                entry(4, "alice", "create_issue", "allow"),
+            ];
+            store.append_audit(&entries).await.unwrap();
+            let seqs = |rows: Vec<AuditRow>| rows.iter().map(|r| r.seq).collect::<Vec<_>>();
+            let q = |f: fn(&mut AuditQuery)| {
+                let mut q = AuditQuery::default();
+                f(&mut q);
+                q
+            };
+            assert_eq!(seqs(store.audit_events(&q(|q| q.user = Some("alice".into()))).await.unwrap()), [1, 3, 4]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.user = Some("user:bob".into()))).await.unwrap()), [2]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.tool = Some("create_issue".into()))).await.unwrap()), [1, 2, 4]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.tool = Some("gh__create_issue".into()))).await.unwrap()), [1, 2]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.decision = Some("deny".into()))).await.unwrap()), [2]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.since = Some(2_000))).await.unwrap()), [2, 3, 4]);
+            assert_eq!(seqs(store.audit_events(&q(|q| q.until = Some(2_000))).await.unwrap()), [1]);
+            assert_eq!(seqs(store.audit_events(&q(|q| (q.after, q.limit) = (Some(1), Some(2)))).await.unwrap()), [2, 3]);
+            assert_eq!(seqs(store.audit_events(&q(|q| (q.latest, q.limit) = (true, Some(2)))).await.unwrap()), [3, 4]);
+        }
+
+        async fn retention_moves_the_anchor_and_the_rest_still_verifies(db: &TestDb) {
+            let store = store_with(db, 10).await;
+            assert_eq!(store.prune_audit(Some(3_500), None).await.unwrap(), 3);
+            let check = store.verify_audit().await.unwrap();
+            assert!(check.problems.is_empty(), "{:?}", check.problems);
+            assert_eq!((check.events, check.first_seq), (7, Some(4)));
+            // Bodies of 7 and 8 bytes: 40 bytes keep the newest 5.
+            assert_eq!(store.prune_audit(None, Some(40)).await.unwrap(), 2);
+            let check = store.verify_audit().await.unwrap();
+            assert!(check.problems.is_empty(), "{:?}", check.problems);
+            assert_eq!((check.events, check.first_seq, check.last_seq), (5, Some(6), Some(10)));
+            assert_eq!(store.prune_audit(Some(0), Some(1 << 20)).await.unwrap(), 0);
+            store.append_audit(&[entry(11, "alice", "t", "allow")]).await.unwrap();
+            assert!(store.verify_audit().await.unwrap().problems.is_empty());
+        }
+
+        async fn two_writers_extend_one_chain(db: &TestDb) {
+            // Two gateways on one database, appending at once: every event lands, in one chain.
+            let (a, b) = (store_with(db, 0).await, db.open().await);
+            let write = |store: Store, user: &'static str| async move {
+                for i in 0..20 {
+                    let batch: Vec<AuditEntry> = (0..10).map(|j| entry(i * 10 + j, user, "t", "allow")).collect();
+                    store.append_audit(&batch).await.unwrap();
+                }
+            };
+            tokio::join!(write(a.clone(), "alice"), write(b, "bob"));
+            let check = a.verify_audit().await.unwrap();
+            assert!(check.problems.is_empty(), "{:?}", check.problems);
+            assert_eq!((check.events, check.last_seq), (400, Some(400)));
+        }
     }
 }

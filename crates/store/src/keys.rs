@@ -67,7 +67,7 @@ impl Store {
     }
 
     pub async fn key(&self, id: &str) -> Result<KeyRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -78,7 +78,7 @@ impl Store {
     /// Revokes a key at `at` (Unix ms). Revoking a revoked key keeps its first time.
     pub async fn revoke_key(&self, id: &str, at: i64) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
             .bind(at)
             .bind(id)
             .execute(&mut *tx)
@@ -96,8 +96,8 @@ impl Store {
     pub async fn rotate_key(&self, old: &str, new: &NewKey, old_valid_until: i64) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE api_keys SET expires_at = MIN(COALESCE(expires_at, ?1), ?1), replaced_by = ?2 \
-             WHERE id = ?3 AND revoked_at IS NULL",
+            "UPDATE api_keys SET expires_at = CASE WHEN expires_at < $1 THEN expires_at ELSE $1 END, replaced_by = $2 \
+             WHERE id = $3 AND revoked_at IS NULL",
         )
         .bind(old_valid_until)
         .bind(&new.id)
@@ -114,9 +114,9 @@ impl Store {
     }
 }
 
-async fn insert(tx: &mut sqlx::SqliteConnection, key: &NewKey) -> Result<(), StoreError> {
+async fn insert(tx: &mut sqlx::AnyConnection, key: &NewKey) -> Result<(), StoreError> {
     let roles = serde_json::to_string(&key.roles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"))
+    sqlx::query(&format!("INSERT INTO api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL)"))
         .bind(&key.id)
         .bind(&key.hash)
         .bind(&key.user)
@@ -130,12 +130,12 @@ async fn insert(tx: &mut sqlx::SqliteConnection, key: &NewKey) -> Result<(), Sto
     Ok(())
 }
 
-async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+async fn bump(tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE versions SET version = version + 1 WHERE name = 'api_keys'").execute(tx).await?;
     Ok(())
 }
 
-fn record(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, StoreError> {
+fn record(row: &sqlx::any::AnyRow) -> Result<KeyRecord, StoreError> {
     let roles: String = row.try_get("roles")?;
     Ok(KeyRecord {
         id: row.try_get("id")?,
@@ -154,6 +154,7 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::on_both;
 
     fn key(id: &str, at: i64) -> NewKey {
         NewKey {
@@ -168,42 +169,51 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn keys_are_stored_revoked_and_rotated_and_every_change_bumps_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        let v0 = store.keys_version().await.unwrap();
-        store.insert_key(&key("k1", 1000)).await.unwrap();
-        let v1 = store.keys_version().await.unwrap();
-        assert!(v1 > v0);
-        let k1 = store.key("k1").await.unwrap();
-        assert_eq!((k1.user.as_deref(), k1.roles.clone()), (Some("alice"), vec!["admin".to_owned()]));
-        assert!(k1.is_valid_at(2000));
+    on_both! {
+        async fn keys_are_stored_revoked_and_rotated_and_every_change_bumps_the_version(db: &TestDb) {
+            let store = db.open().await;
+            let v0 = store.keys_version().await.unwrap();
+            store.insert_key(&key("k1", 1000)).await.unwrap();
+            let v1 = store.keys_version().await.unwrap();
+            assert!(v1 > v0);
+            let k1 = store.key("k1").await.unwrap();
+            assert_eq!((k1.user.as_deref(), k1.roles.clone()), (Some("alice"), vec!["admin".to_owned()]));
+            assert!(k1.is_valid_at(2000));
 
-        store.rotate_key("k1", &key("k2", 2000), 5000).await.unwrap();
-        let k1 = store.key("k1").await.unwrap();
-        assert_eq!((k1.expires_at, k1.replaced_by.as_deref()), (Some(5000), Some("k2")));
-        assert!(k1.is_valid_at(4999) && !k1.is_valid_at(5000));
-        assert!(store.keys_version().await.unwrap() > v1);
+            store.rotate_key("k1", &key("k2", 2000), 5000).await.unwrap();
+            let k1 = store.key("k1").await.unwrap();
+            assert_eq!((k1.expires_at, k1.replaced_by.as_deref()), (Some(5000), Some("k2")));
+            assert!(k1.is_valid_at(4999) && !k1.is_valid_at(5000));
+            assert!(store.keys_version().await.unwrap() > v1);
 
-        store.revoke_key("k2", 3000).await.unwrap();
-        store.revoke_key("k2", 4000).await.unwrap();
-        assert_eq!(store.key("k2").await.unwrap().revoked_at, Some(3000), "the first revocation time stays");
-        assert!(matches!(store.revoke_key("nope", 1).await, Err(StoreError::NoSuchKey(_))));
-        assert!(
-            matches!(store.rotate_key("k2", &key("k3", 1), 1).await, Err(StoreError::NoSuchKey(_))),
-            "revoked keys do not rotate"
-        );
-        assert_eq!(store.keys().await.unwrap().len(), 2);
+            store.revoke_key("k2", 3000).await.unwrap();
+            store.revoke_key("k2", 4000).await.unwrap();
+            assert_eq!(store.key("k2").await.unwrap().revoked_at, Some(3000), "the first revocation time stays");
+            assert!(matches!(store.revoke_key("nope", 1).await, Err(StoreError::NoSuchKey(_))));
+            assert!(
+                matches!(store.rotate_key("k2", &key("k3", 1), 1).await, Err(StoreError::NoSuchKey(_))),
+                "revoked keys do not rotate"
+            );
+            assert_eq!(store.keys().await.unwrap().len(), 2);
 
-        // A second open (another process) sees the same data; migrations run once.
-        let again = Store::open(&dir.path().join("p.db")).await.unwrap();
-        assert_eq!(again.keys().await.unwrap().len(), 2);
+            // A second open (another process) sees the same data; migrations run once.
+            let again = db.open().await;
+            assert_eq!(again.keys().await.unwrap().len(), 2);
+        }
     }
 
     #[tokio::test]
     async fn an_unusable_path_says_what_to_do() {
         let err = Store::open(std::path::Path::new("/nonexistent-dir/x/portcullis.db")).await.err().unwrap();
         assert!(err.to_string().contains("store.path"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_says_what_to_do_without_the_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let at = crate::Location::parse(&format!("postgres://app:hunter2@127.0.0.1:{port}/portcullis")).unwrap();
+        let err = Store::open(at).await.err().unwrap().to_string();
+        assert!(err.contains("store.url") && err.contains("app:***@127.0.0.1"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 }

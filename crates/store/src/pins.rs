@@ -83,7 +83,7 @@ impl Store {
 
     /// Every pin, or one server's, ordered by server, kind and name.
     pub async fn pins(&self, server: Option<&str>) -> Result<Vec<PinRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM pins WHERE ?1 IS NULL OR server = ?1 ORDER BY server, kind, name");
+        let sql = format!("SELECT {COLUMNS} FROM pins WHERE $1 IS NULL OR server = $1 ORDER BY server, kind, name");
         let rows = sqlx::query(&sql).bind(server).fetch_all(&self.pool).await?;
         rows.iter().map(record).collect()
     }
@@ -98,7 +98,7 @@ impl Store {
                 PinChange::First { approved: true } => {
                     sqlx::query(
                         "INSERT INTO pins (server, kind, name, hash, definition, approved_at, approved_by) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'first use') ON CONFLICT DO NOTHING",
+                         VALUES ($1, $2, $3, $4, $5, $6, 'first use') ON CONFLICT DO NOTHING",
                     )
                     .bind(w.server)
                     .bind(w.kind)
@@ -112,7 +112,7 @@ impl Store {
                 PinChange::First { approved: false } => {
                     sqlx::query(
                         "INSERT INTO pins (server, kind, name, pending_hash, pending_definition, pending_since) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                     )
                     .bind(w.server)
                     .bind(w.kind)
@@ -125,9 +125,9 @@ impl Store {
                 }
                 PinChange::Pending => {
                     sqlx::query(
-                        "UPDATE pins SET pending_hash = ?4, pending_definition = ?5, pending_since = ?6 \
-                         WHERE server = ?1 AND kind = ?2 AND name = ?3 AND hash IS NOT ?4 \
-                         AND pending_hash IS NOT ?4 AND rejected_hash IS NOT ?4",
+                        "UPDATE pins SET pending_hash = $4, pending_definition = $5, pending_since = $6 \
+                         WHERE server = $1 AND kind = $2 AND name = $3 AND hash IS DISTINCT FROM $4 \
+                         AND pending_hash IS DISTINCT FROM $4 AND rejected_hash IS DISTINCT FROM $4",
                     )
                     .bind(w.server)
                     .bind(w.kind)
@@ -141,9 +141,9 @@ impl Store {
                 PinChange::AutoApprove => {
                     let old = current(&mut tx, w.server, w.kind, w.name).await?;
                     let done = sqlx::query(
-                        "UPDATE pins SET hash = ?4, definition = ?5, approved_at = ?6, approved_by = 'policy: allow', \
+                        "UPDATE pins SET hash = $4, definition = $5, approved_at = $6, approved_by = 'policy: allow', \
                          pending_hash = NULL, pending_definition = NULL, pending_since = NULL \
-                         WHERE server = ?1 AND kind = ?2 AND name = ?3 AND hash IS NOT ?4",
+                         WHERE server = $1 AND kind = $2 AND name = $3 AND hash IS DISTINCT FROM $4",
                     )
                     .bind(w.server)
                     .bind(w.kind)
@@ -213,9 +213,9 @@ impl Store {
         }
         let update = match review {
             Review::Approve => sqlx::query(
-                "UPDATE pins SET hash = pending_hash, definition = pending_definition, approved_at = ?4, \
-                 approved_by = ?5, pending_hash = NULL, pending_definition = NULL, pending_since = NULL, \
-                 rejected_hash = NULL WHERE server = ?1 AND kind = ?2 AND name = ?3",
+                "UPDATE pins SET hash = pending_hash, definition = pending_definition, approved_at = $4, \
+                 approved_by = $5, pending_hash = NULL, pending_definition = NULL, pending_since = NULL, \
+                 rejected_hash = NULL WHERE server = $1 AND kind = $2 AND name = $3",
             )
             .bind(server)
             .bind(kind)
@@ -224,7 +224,7 @@ impl Store {
             .bind(actor),
             Review::Reject => sqlx::query(
                 "UPDATE pins SET rejected_hash = pending_hash, pending_hash = NULL, pending_definition = NULL, \
-                 pending_since = NULL WHERE server = ?1 AND kind = ?2 AND name = ?3",
+                 pending_since = NULL WHERE server = $1 AND kind = $2 AND name = $3",
             )
             .bind(server)
             .bind(kind)
@@ -255,7 +255,7 @@ impl Store {
     pub async fn pin_events(&self, server: Option<&str>, limit: i64) -> Result<Vec<PinEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, server, kind, name, event, old_hash, new_hash, old_definition, new_definition, actor \
-             FROM pin_events WHERE ?1 IS NULL OR server = ?1 ORDER BY id DESC LIMIT ?2",
+             FROM pin_events WHERE $1 IS NULL OR server = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(server)
         .bind(limit)
@@ -296,20 +296,20 @@ impl Event<'_> {
 }
 
 async fn current(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     server: &str,
     kind: &str,
     name: &str,
 ) -> Result<Option<PinRecord>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM pins WHERE server = ?1 AND kind = ?2 AND name = ?3");
+    let sql = format!("SELECT {COLUMNS} FROM pins WHERE server = $1 AND kind = $2 AND name = $3");
     let row = sqlx::query(&sql).bind(server).bind(kind).bind(name).fetch_optional(tx).await?;
     row.as_ref().map(record).transpose()
 }
 
-async fn log(tx: &mut sqlx::SqliteConnection, w: &PinWrite<'_>, e: &Event<'_>, at: i64) -> Result<(), StoreError> {
+async fn log(tx: &mut sqlx::AnyConnection, w: &PinWrite<'_>, e: &Event<'_>, at: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO pin_events (at, server, kind, name, event, old_hash, new_hash, old_definition, new_definition, actor) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(at)
     .bind(w.server)
@@ -326,12 +326,12 @@ async fn log(tx: &mut sqlx::SqliteConnection, w: &PinWrite<'_>, e: &Event<'_>, a
     Ok(())
 }
 
-async fn bump(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+async fn bump(tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE versions SET version = version + 1 WHERE name = 'pins'").execute(tx).await?;
     Ok(())
 }
 
-fn record(row: &sqlx::sqlite::SqliteRow) -> Result<PinRecord, StoreError> {
+fn record(row: &sqlx::any::AnyRow) -> Result<PinRecord, StoreError> {
     Ok(PinRecord {
         server: row.try_get("server")?,
         kind: row.try_get("kind")?,
@@ -350,56 +350,55 @@ fn record(row: &sqlx::sqlite::SqliteRow) -> Result<PinRecord, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::on_both;
 
     fn write<'a>(name: &'a str, hash: &'a str, change: PinChange) -> PinWrite<'a> {
         PinWrite { server: "s", kind: "tool", name, hash, definition: hash, change }
     }
 
-    #[tokio::test]
-    async fn a_change_waits_for_review_and_history_keeps_both_definitions() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        let v0 = store.pins_version().await.unwrap();
-        assert_eq!(store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 1).await.unwrap(), 1);
-        // Another process saw the same first definition: nothing changes.
-        assert_eq!(store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 2).await.unwrap(), 0);
-        assert_eq!(store.record_pins(&[write("t", "bbb", PinChange::Pending)], 3).await.unwrap(), 1);
-        assert_eq!(store.record_pins(&[write("t", "bbb", PinChange::Pending)], 4).await.unwrap(), 0);
-        assert!(store.pins_version().await.unwrap() > v0);
-        let pin = &store.pins(Some("s")).await.unwrap()[0];
-        assert_eq!((pin.hash.as_deref(), pin.pending_hash.as_deref()), (Some("aaa"), Some("bbb")));
+    on_both! {
+        async fn a_change_waits_for_review_and_history_keeps_both_definitions(db: &TestDb) {
+            let store = db.open().await;
+            let v0 = store.pins_version().await.unwrap();
+            assert_eq!(store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 1).await.unwrap(), 1);
+            // Another process saw the same first definition: nothing changes.
+            assert_eq!(store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 2).await.unwrap(), 0);
+            assert_eq!(store.record_pins(&[write("t", "bbb", PinChange::Pending)], 3).await.unwrap(), 1);
+            assert_eq!(store.record_pins(&[write("t", "bbb", PinChange::Pending)], 4).await.unwrap(), 0);
+            assert!(store.pins_version().await.unwrap() > v0);
+            let pin = &store.pins(Some("s")).await.unwrap()[0];
+            assert_eq!((pin.hash.as_deref(), pin.pending_hash.as_deref()), (Some("aaa"), Some("bbb")));
 
-        let stale = store.review_pin(("s", "tool", "t"), Some("ccc"), Review::Approve, "ops", 5).await;
-        assert!(matches!(stale, Err(StoreError::Conflict(m)) if m.contains("changed again")));
-        let pin = store.review_pin(("s", "tool", "t"), Some("bb"), Review::Approve, "ops", 5).await.unwrap();
-        assert_eq!((pin.hash.as_deref(), pin.pending_hash), (Some("bbb"), None));
-        assert_eq!(pin.approved_by.as_deref(), Some("ops"));
+            let stale = store.review_pin(("s", "tool", "t"), Some("ccc"), Review::Approve, "ops", 5).await;
+            assert!(matches!(stale, Err(StoreError::Conflict(m)) if m.contains("changed again")));
+            let pin = store.review_pin(("s", "tool", "t"), Some("bb"), Review::Approve, "ops", 5).await.unwrap();
+            assert_eq!((pin.hash.as_deref(), pin.pending_hash), (Some("bbb"), None));
+            assert_eq!(pin.approved_by.as_deref(), Some("ops"));
 
-        let events = store.pin_events(Some("s"), 10).await.unwrap();
-        let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
-        assert_eq!(kinds, ["approved", "changed", "pinned"]);
-        assert_eq!(
-            (events[1].old_definition.as_deref(), events[1].new_definition.as_deref()),
-            (Some("aaa"), Some("bbb"))
-        );
-    }
+            let events = store.pin_events(Some("s"), 10).await.unwrap();
+            let kinds: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+            assert_eq!(kinds, ["approved", "changed", "pinned"]);
+            assert_eq!(
+                (events[1].old_definition.as_deref(), events[1].new_definition.as_deref()),
+                (Some("aaa"), Some("bbb"))
+            );
+        }
 
-    #[tokio::test]
-    async fn a_rejected_definition_is_not_asked_about_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 1).await.unwrap();
-        store.record_pins(&[write("t", "bad", PinChange::Pending)], 2).await.unwrap();
-        let pin = store.review_pin(("s", "tool", "t"), None, Review::Reject, "ops", 3).await.unwrap();
-        assert_eq!(
-            (pin.hash.as_deref(), pin.rejected_hash.as_deref(), pin.pending_hash),
-            (Some("aaa"), Some("bad"), None)
-        );
-        assert_eq!(store.record_pins(&[write("t", "bad", PinChange::Pending)], 4).await.unwrap(), 0);
-        let nothing = store.review_pin(("s", "tool", "t"), None, Review::Approve, "ops", 5).await;
-        assert!(matches!(nothing, Err(StoreError::Conflict(m)) if m.contains("no change waiting")));
-        // An allow policy takes a new definition at once.
-        store.record_pins(&[write("t", "ccc", PinChange::AutoApprove)], 6).await.unwrap();
-        assert_eq!(store.pins(None).await.unwrap()[0].hash.as_deref(), Some("ccc"));
+        async fn a_rejected_definition_is_not_asked_about_again(db: &TestDb) {
+            let store = db.open().await;
+            store.record_pins(&[write("t", "aaa", PinChange::First { approved: true })], 1).await.unwrap();
+            store.record_pins(&[write("t", "bad", PinChange::Pending)], 2).await.unwrap();
+            let pin = store.review_pin(("s", "tool", "t"), None, Review::Reject, "ops", 3).await.unwrap();
+            assert_eq!(
+                (pin.hash.as_deref(), pin.rejected_hash.as_deref(), pin.pending_hash),
+                (Some("aaa"), Some("bad"), None)
+            );
+            assert_eq!(store.record_pins(&[write("t", "bad", PinChange::Pending)], 4).await.unwrap(), 0);
+            let nothing = store.review_pin(("s", "tool", "t"), None, Review::Approve, "ops", 5).await;
+            assert!(matches!(nothing, Err(StoreError::Conflict(m)) if m.contains("no change waiting")));
+            // An allow policy takes a new definition at once.
+            store.record_pins(&[write("t", "ccc", PinChange::AutoApprove)], 6).await.unwrap();
+            assert_eq!(store.pins(None).await.unwrap()[0].hash.as_deref(), Some("ccc"));
+        }
     }
 }

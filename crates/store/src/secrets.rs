@@ -60,8 +60,8 @@ impl Store {
         let version: Option<i64> =
             match put {
                 Put::Upsert => sqlx::query_scalar(
-                    "INSERT INTO secrets (name, sealed, version, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3) \
-                 ON CONFLICT (name) DO UPDATE SET sealed = ?2, version = version + 1, updated_at = ?3 \
+                    "INSERT INTO secrets (name, sealed, version, created_at, updated_at) VALUES ($1, $2, 1, $3, $3) \
+                 ON CONFLICT (name) DO UPDATE SET sealed = $2, version = secrets.version + 1, updated_at = $3 \
                  RETURNING version",
                 )
                 .bind(name)
@@ -71,7 +71,7 @@ impl Store {
                 .await?,
                 Put::Replace => {
                     sqlx::query_scalar(
-                        "UPDATE secrets SET sealed = ?2, version = version + 1, updated_at = ?3 WHERE name = ?1 \
+                        "UPDATE secrets SET sealed = $2, version = version + 1, updated_at = $3 WHERE name = $1 \
                  RETURNING version",
                     )
                     .bind(name)
@@ -89,7 +89,7 @@ impl Store {
 
     pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM secrets WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        let done = sqlx::query("DELETE FROM secrets WHERE name = $1").bind(name).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NoSuchSecret(name.to_owned()));
         }
@@ -106,7 +106,7 @@ impl Store {
     /// Records the key check unless one exists; returns the one in force (which may be
     /// another process's, written a moment earlier).
     pub async fn init_vault_key_check(&self, check: &[u8]) -> Result<Vec<u8>, StoreError> {
-        sqlx::query("INSERT INTO vault_meta (id, key_check) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
+        sqlx::query("INSERT INTO vault_meta (id, key_check) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
             .bind(check)
             .execute(&self.pool)
             .await?;
@@ -124,7 +124,7 @@ impl Store {
             ));
         }
         for s in resealed {
-            let done = sqlx::query("UPDATE secrets SET sealed = ? WHERE name = ? AND version = ?")
+            let done = sqlx::query("UPDATE secrets SET sealed = $1 WHERE name = $2 AND version = $3")
                 .bind(&s.sealed)
                 .bind(&s.name)
                 .bind(s.version)
@@ -138,7 +138,7 @@ impl Store {
             }
         }
         sqlx::query(
-            "INSERT INTO vault_meta (id, key_check) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET key_check = ?1",
+            "INSERT INTO vault_meta (id, key_check) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET key_check = $1",
         )
         .bind(check)
         .execute(&mut *tx)
@@ -149,7 +149,7 @@ impl Store {
     }
 }
 
-async fn bump_secrets(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+async fn bump_secrets(tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE versions SET version = version + 1 WHERE name = 'secrets'").execute(tx).await?;
     Ok(())
 }
@@ -157,41 +157,40 @@ async fn bump_secrets(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testdb::on_both;
 
-    #[tokio::test]
-    async fn secrets_are_set_rotated_deleted_and_every_change_bumps_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        let v0 = store.secrets_version().await.unwrap();
-        assert_eq!(store.put_secret("gh", b"one", 10, Put::Upsert).await.unwrap(), 1);
-        assert_eq!(store.put_secret("gh", b"two", 20, Put::Upsert).await.unwrap(), 2);
-        assert_eq!(store.put_secret("gh", b"three", 30, Put::Replace).await.unwrap(), 3);
-        assert!(matches!(store.put_secret("nope", b"x", 1, Put::Replace).await, Err(StoreError::NoSuchSecret(_))));
-        let all = store.sealed_secrets().await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert_eq!((all[0].sealed.as_slice(), all[0].created_at, all[0].updated_at), (&b"three"[..], 10, 30));
-        assert!(!format!("{:?}", all[0]).contains("three"), "debug output hides the blob");
-        let v1 = store.secrets_version().await.unwrap();
-        assert_eq!(v1, v0 + 3, "the failed replace changed nothing");
+    on_both! {
+        async fn secrets_are_set_rotated_deleted_and_every_change_bumps_the_version(db: &TestDb) {
+            let store = db.open().await;
+            let v0 = store.secrets_version().await.unwrap();
+            assert_eq!(store.put_secret("gh", b"one", 10, Put::Upsert).await.unwrap(), 1);
+            assert_eq!(store.put_secret("gh", b"two", 20, Put::Upsert).await.unwrap(), 2);
+            assert_eq!(store.put_secret("gh", b"three", 30, Put::Replace).await.unwrap(), 3);
+            assert!(matches!(store.put_secret("nope", b"x", 1, Put::Replace).await, Err(StoreError::NoSuchSecret(_))));
+            let all = store.sealed_secrets().await.unwrap();
+            assert_eq!(all.len(), 1);
+            assert_eq!((all[0].sealed.as_slice(), all[0].created_at, all[0].updated_at), (&b"three"[..], 10, 30));
+            assert!(!format!("{:?}", all[0]).contains("three"), "debug output hides the blob");
+            let v1 = store.secrets_version().await.unwrap();
+            assert_eq!(v1, v0 + 3, "the failed replace changed nothing");
 
-        let resealed = SealedSecret { sealed: b"other".to_vec(), ..all[0].clone() };
-        store.reseal_secrets(std::slice::from_ref(&resealed), b"check2").await.unwrap();
-        assert_eq!(store.vault_key_check().await.unwrap().as_deref(), Some(&b"check2"[..]));
-        let stale = SealedSecret { version: 1, ..resealed };
-        assert!(matches!(store.reseal_secrets(&[stale], b"c").await, Err(StoreError::Conflict(_))));
+            let resealed = SealedSecret { sealed: b"other".to_vec(), ..all[0].clone() };
+            store.reseal_secrets(std::slice::from_ref(&resealed), b"check2").await.unwrap();
+            assert_eq!(store.vault_key_check().await.unwrap().as_deref(), Some(&b"check2"[..]));
+            let stale = SealedSecret { version: 1, ..resealed };
+            assert!(matches!(store.reseal_secrets(&[stale], b"c").await, Err(StoreError::Conflict(_))));
 
-        store.delete_secret("gh").await.unwrap();
-        assert!(matches!(store.delete_secret("gh").await, Err(StoreError::NoSuchSecret(_))));
-        assert!(store.sealed_secrets().await.unwrap().is_empty());
-        assert!(store.secrets_version().await.unwrap() > v1);
-    }
+            store.delete_secret("gh").await.unwrap();
+            assert!(matches!(store.delete_secret("gh").await, Err(StoreError::NoSuchSecret(_))));
+            assert!(store.sealed_secrets().await.unwrap().is_empty());
+            assert!(store.secrets_version().await.unwrap() > v1);
+        }
 
-    #[tokio::test]
-    async fn the_first_key_check_stays() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).await.unwrap();
-        assert_eq!(store.vault_key_check().await.unwrap(), None);
-        assert_eq!(store.init_vault_key_check(b"first").await.unwrap(), b"first");
-        assert_eq!(store.init_vault_key_check(b"second").await.unwrap(), b"first");
+        async fn the_first_key_check_stays(db: &TestDb) {
+            let store = db.open().await;
+            assert_eq!(store.vault_key_check().await.unwrap(), None);
+            assert_eq!(store.init_vault_key_check(b"first").await.unwrap(), b"first");
+            assert_eq!(store.init_vault_key_check(b"second").await.unwrap(), b"first");
+        }
     }
 }

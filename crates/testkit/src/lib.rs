@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use portcullis_gateway::{Config, RunningServer};
+pub use portcullis_store::throwaway::Postgres;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,7 +41,8 @@ impl Gateway {
             Some(dir) => dir,
             None => tempfile::tempdir().expect("temp dir"),
         };
-        if config.store.path.is_none() && path.is_none() {
+        if config.store.path.is_none() && config.store.url.is_none() && config.store.url_env.is_none() && path.is_none()
+        {
             config.store.path = Some(dir.path().join("portcullis.db"));
         }
         let dir = Some(dir);

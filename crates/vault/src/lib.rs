@@ -94,7 +94,7 @@ pub struct Vault {
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").field("store", &self.store.path()).finish_non_exhaustive()
+        f.debug_struct("Vault").field("store", &self.store.location()).finish_non_exhaustive()
     }
 }
 

@@ -1,0 +1,22 @@
+-- API keys: only a hash of each key's secret is kept. Times are Unix milliseconds.
+-- (The PostgreSQL form of the same schema as migrations/sqlite.)
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    hash        TEXT NOT NULL,
+    user_name   TEXT,
+    team        TEXT,
+    app         TEXT,
+    roles       TEXT NOT NULL DEFAULT '[]',
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT,
+    revoked_at  BIGINT,
+    replaced_by TEXT
+);
+
+-- A counter per table that running gateways poll, so a change made by another process
+-- (`portcullis keys revoke`) reaches them without a restart.
+CREATE TABLE versions (
+    name    TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO versions (name, version) VALUES ('api_keys', 0);

@@ -1,0 +1,19 @@
+-- The credential vault. Each value is sealed (XChaCha20-Poly1305: 24-byte nonce, then the
+-- ciphertext and tag) under the vault key, which never reaches the database. Times are Unix
+-- milliseconds.
+CREATE TABLE secrets (
+    name       TEXT PRIMARY KEY,
+    sealed     BYTEA NOT NULL,
+    version    BIGINT NOT NULL,   -- 1 when created, one more per rotation
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- A known value sealed under the vault key when the first secret is stored, so opening
+-- the vault with another key says "wrong key" instead of failing secret by secret.
+CREATE TABLE vault_meta (
+    id        BIGINT PRIMARY KEY CHECK (id = 1),
+    key_check BYTEA NOT NULL
+);
+
+INSERT INTO versions (name, version) VALUES ('secrets', 0);
