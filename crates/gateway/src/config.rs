@@ -83,6 +83,9 @@ pub struct Config {
     /// Prometheus metrics at `/metrics` (on by default).
     #[serde(default, skip_serializing_if = "is_default")]
     pub metrics: crate::metrics::MetricsConfig,
+    /// OpenTelemetry traces over OTLP (off until `endpoint` is set).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub traces: crate::traces::TracesConfig,
     /// The deployment's region tag (`eu-west-1`), recorded in every audit event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
@@ -398,6 +401,7 @@ impl Default for Config {
             redis: None,
             breaker: Default::default(),
             metrics: Default::default(),
+            traces: Default::default(),
             region: None,
         }
     }
@@ -822,6 +826,9 @@ impl Config {
             add(e.path, e.message);
         }
         if let Err((path, problem)) = crate::limits::LimitPolicy::compile(&self.limits) {
+            add(path, problem);
+        }
+        for (path, problem) in self.traces.problems() {
             add(path, problem);
         }
         for (path, problem) in self.store.problems() {

@@ -7,8 +7,10 @@
 //! a block replaces it with an error naming the profile and detectors (never the value).
 
 use crate::audit::{self, Decision};
+use crate::traces;
 use futures::future::join_all;
 use portcullis_core::Principal;
+use portcullis_guard::timing::FamilyTimes;
 use portcullis_guard::webhook::{FailMode, WebhookConfig};
 use portcullis_guard::{Action, Caller, DetectorId, Direction, Finding, Guard, Profile};
 use portcullis_mcp::jsonrpc::RpcError;
@@ -16,7 +18,7 @@ use portcullis_mcp::peer::{Peer, RequestFilter};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// JSON-RPC error code of a call stopped by a guard (application range).
 pub const GUARD_BLOCKED: i64 = -32002;
@@ -80,11 +82,39 @@ pub async fn inspect_message(
     raw: &RawValue,
     subject: &Subject<'_>,
 ) -> Verdict {
-    let verdict = if raw.get().len() > LARGE_MESSAGE {
-        inspect_off_runtime(guard, profile, direction, raw, subject).await
+    let stage = traces::stage(match direction {
+        Direction::Request => "guard request",
+        Direction::Response => "guard response",
+    });
+    stage.set("portcullis.guard.profile", profile.name.clone());
+    let verdict = inspect_all(http, guard, profile, direction, raw, subject, &stage).await;
+    if let Verdict::Block(e) = &verdict {
+        stage.fail(e.message.clone());
+    }
+    verdict
+}
+
+/// [`inspect_message`] under its trace stage, which gets a span per detector family when
+/// the exchange is being traced.
+async fn inspect_all(
+    http: &reqwest::Client,
+    guard: &Arc<Guard>,
+    profile: &Profile,
+    direction: Direction,
+    raw: &RawValue,
+    subject: &Subject<'_>,
+    stage: &traces::Stage,
+) -> Verdict {
+    let (started, timed) = (SystemTime::now(), traces::recording());
+    let (verdict, times) = if raw.get().len() > LARGE_MESSAGE {
+        inspect_off_runtime(guard, profile, direction, raw, subject, timed).await
     } else {
-        inspect_json(guard, profile, direction, raw, subject)
+        let mut times = timed.then(FamilyTimes::default);
+        (inspect_json_timed(guard, profile, direction, raw, subject, times.as_mut()), times)
     };
+    if let Some(times) = &times {
+        traces::guard_families(stage, started, times);
+    }
     let hooks: Vec<&(String, WebhookConfig)> =
         profile.webhooks.iter().filter(|(_, w)| w.applies_to(direction)).collect();
     if hooks.is_empty() || !guard.enabled || matches!(verdict, Verdict::Block(_)) {
@@ -131,7 +161,8 @@ async fn inspect_off_runtime(
     direction: Direction,
     raw: &RawValue,
     subject: &Subject<'_>,
-) -> Verdict {
+    timed: bool,
+) -> (Verdict, Option<FamilyTimes>) {
     let (guard, raw) = (guard.clone(), raw.to_owned());
     let (profile, server, name, what) =
         (profile.name.clone(), subject.server.to_owned(), subject.name.to_owned(), subject.what);
@@ -139,18 +170,24 @@ async fn inspect_off_runtime(
         // The profile came from this guard, so it is found again by name.
         let profile = guard.profile(&profile)?;
         let subject = Subject { server: &server, name: &name, what };
-        Some(audit::observe_sync(|| inspect_json(&guard, profile, direction, &raw, &subject)))
+        let mut times = timed.then(FamilyTimes::default);
+        let (verdict, notes) =
+            audit::observe_sync(|| inspect_json_timed(&guard, profile, direction, &raw, &subject, times.as_mut()));
+        Some((verdict, notes, times))
     });
     match scan.await {
-        Ok(Some((verdict, notes))) => {
+        Ok(Some((verdict, notes, times))) => {
             audit::merge(notes);
-            verdict
+            (verdict, times)
         }
         // A panic in a detector or a vanished profile: refuse rather than let content through.
-        Ok(None) | Err(_) => Verdict::Block(RpcError::new(
-            GUARD_BLOCKED,
-            format!("blocked: the guard could not inspect {}", subject.place(side(direction))),
-        )),
+        Ok(None) | Err(_) => (
+            Verdict::Block(RpcError::new(
+                GUARD_BLOCKED,
+                format!("blocked: the guard could not inspect {}", subject.place(side(direction))),
+            )),
+            None,
+        ),
     }
 }
 
@@ -312,6 +349,18 @@ pub fn inspect_json(
     raw: &RawValue,
     subject: &Subject,
 ) -> Verdict {
+    inspect_json_timed(guard, profile, direction, raw, subject, None)
+}
+
+/// [`inspect_json`], adding each detector family's time to `times` when given (for traces).
+fn inspect_json_timed(
+    guard: &Guard,
+    profile: &Profile,
+    direction: Direction,
+    raw: &RawValue,
+    subject: &Subject,
+    mut times: Option<&mut FamilyTimes>,
+) -> Verdict {
     if !guard.enabled {
         return Verdict::Pass;
     }
@@ -324,7 +373,10 @@ pub fn inspect_json(
     let mut blocking: Vec<String> = Vec::new();
     let mut changed = false;
     visit_strings(&mut value, skipped_keys(direction), &mut |s: &mut String| {
-        let inspection = guard.inspect(profile, direction, s);
+        let inspection = match times.as_deref_mut() {
+            Some(times) => guard.inspect_timed(profile, direction, s, times),
+            None => guard.inspect(profile, direction, s),
+        };
         if inspection.decisions.is_empty() {
             return;
         }

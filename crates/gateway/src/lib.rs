@@ -21,6 +21,7 @@ pub mod pins;
 pub mod pipeline;
 pub mod screen;
 pub mod server;
+pub mod traces;
 pub mod user_tokens;
 
 pub use config::Config;

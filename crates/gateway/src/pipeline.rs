@@ -17,8 +17,11 @@ use crate::loops::{self, LoopBreaker};
 use crate::metrics::Metrics;
 use crate::pins::definition::PinKind;
 use crate::screen::Shadows;
+use crate::traces;
+use crate::traces::Traces;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
+use opentelemetry::KeyValue;
 use portcullis_core::Principal;
 use portcullis_guard::Direction;
 use portcullis_mcp::client::UpstreamError;
@@ -30,6 +33,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::peer::{Outcome, Peer};
 use portcullis_mcp::protocol::{era_of, Era};
 use portcullis_mcp::server::{modern, Handler, RequestContext, SessionInfo, Streams};
+use portcullis_mcp::trace_context::TraceContext;
 use portcullis_policy::{Facts, Kind, Verdict as AccessVerdict};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -51,6 +55,7 @@ pub struct Gateway {
     /// The record stage: one audit event per exchange, counted in the metrics.
     audit: Recorder,
     metrics: Option<Arc<Metrics>>,
+    traces: Traces,
 }
 
 /// A routed tool call or prompt request: the upstream, its own name for the item, and the
@@ -75,11 +80,16 @@ impl Gateway {
         streams: Arc<Streams>,
         http: reqwest::Client,
         taints: Taints,
-        (audit, metrics): (Recorder, Option<Arc<Metrics>>),
+        (audit, metrics, traces): (Recorder, Option<Arc<Metrics>>, Traces),
     ) -> Self {
         let federation = ArcSwap::from_pointee(federation);
         let (loops, limiter) = (LoopBreaker::default(), limits::Counters::new(federation.load().config.redis.as_ref()));
-        Gateway { federation, streams, http, taints, loops, limiter, audit, metrics }
+        Gateway { federation, streams, http, taints, loops, limiter, audit, metrics, traces }
+    }
+
+    /// The tracer (its last spans are sent on shutdown).
+    pub fn traces(&self) -> &Traces {
+        &self.traces
     }
 
     /// The audit recorder (flushed on shutdown; its counters feed metrics).
@@ -288,11 +298,13 @@ impl Gateway {
         if fed.limits.is_empty() {
             return Ok(None);
         }
+        let stage = traces::stage("limits");
         let labels = member.labels_of(name);
         let call = limits::CallFacts { principal: &ctx.principal, server: &member.name, tool: shown, labels: &labels };
         match self.limiter.admit(&fed.limits, &call).await {
             Ok(permit) => Ok(Some(permit)),
             Err(refused) => {
+                stage.fail(format!("limit `{}` reached", refused.rule));
                 tracing::warn!(caller = %ctx.principal.subject(), tool = %shown, rule = %refused.rule,
                     limit = refused.limit, "a limit refused a call");
                 let retry_after = refused.retry_after.as_secs_f64().ceil().max(1.0) as u64;
@@ -457,7 +469,17 @@ impl Gateway {
             .into());
         }
         let upstream = member.upstream_for(caller)?;
+        let (stage, trace) = traces::upstream(&member.name, method);
+        let mut params = params;
+        if let Some(trace) = &trace {
+            traces::put_in_meta(&mut params, trace);
+        }
         let sent = upstream.request(method, Some(params.to_raw()), Some(peer.clone())).await;
+        match &sent {
+            Err(e) => stage.fail(e.to_string()),
+            Ok(Err(_)) => stage.fail("the upstream answered with an error"),
+            Ok(Ok(_)) => {}
+        }
         // An answer, even an error, means the upstream works; a missing credential is ours.
         let failed = matches!(&sent, Err(e) if !matches!(e, UpstreamError::Config(_)));
         if member.breaker.record(breaker, failed) {
@@ -733,6 +755,7 @@ fn authorize(
     if fed.access.is_open() {
         return Ok(());
     }
+    let stage = traces::stage("authorize");
     let arguments: Option<serde_json::Value> = params.get("arguments").and_then(|a| serde_json::from_str(a.get()).ok());
     let labels = member.labels_of_federated(federated, kind == Kind::Resource);
     let facts = Facts { args: arguments.as_ref(), client: &ctx.session.client_name, labels: &labels };
@@ -742,6 +765,7 @@ fn authorize(
             Ok(())
         }
         AccessVerdict::Denied { rule } => {
+            stage.fail(format!("denied by access rule `{}`", rule.as_deref().unwrap_or("(none allows it)")));
             let caller = ctx.principal.subject();
             // A resource URI can carry a credential: masked like everywhere else.
             let shown = if kind == Kind::Resource { fed.guard.mask(shown) } else { shown.to_owned() };
@@ -769,6 +793,39 @@ fn audit_subject(method: &str, params: &RawObject) -> (Option<String>, Option<Bo
         _ => None,
     };
     (target, params.get("arguments").map(|a| a.to_owned()))
+}
+
+impl Gateway {
+    /// The exchange's trace: a server span named for the method (and the tool or prompt),
+    /// continuing the caller's trace when it sent a context (header, else `_meta`).
+    fn trace_exchange(
+        &self,
+        request: &Request,
+        params: &Result<RawObject, RpcError>,
+        ctx: &RequestContext,
+    ) -> traces::Exchange {
+        let caller = ctx.trace.clone().or_else(|| request.params.as_deref().and_then(TraceContext::from_params));
+        let named = match request.method.as_str() {
+            "tools/call" | "prompts/get" => params.as_ref().ok().and_then(|p| p.get_str("name")),
+            _ => None,
+        };
+        let mut attributes = vec![
+            KeyValue::new("mcp.method.name", request.method.clone()),
+            KeyValue::new("portcullis.caller", ctx.principal.subject()),
+        ];
+        if let Some(user) = &ctx.principal.user {
+            attributes.push(KeyValue::new("enduser.id", user.clone()));
+        }
+        let name = match named {
+            Some(named) => {
+                let key = if request.method == "tools/call" { "gen_ai.tool.name" } else { "mcp.prompt.name" };
+                attributes.push(KeyValue::new(key, named.clone()));
+                format!("{} {named}", request.method)
+            }
+            None => request.method.clone(),
+        };
+        self.traces.exchange(name, caller, attributes)
+    }
 }
 
 /// The message to send on after the inspect stage.
@@ -921,24 +978,42 @@ impl Handler for Gateway {
             (Ok(params), true) => audit_subject(&request.method, params),
             _ => (None, None),
         };
+        let exchange = self.trace_exchange(&request, &params, &ctx);
         let work = async {
             match params {
                 Ok(params) => self.dispatch(&request, params, &ctx).await,
                 Err(e) => Err(e.into()),
             }
         };
-        let (result, notes) = audit::observe(work).instrument(span).await;
+        let ((result, exchange), notes) = audit::observe(traces::within(exchange, work)).instrument(span).await;
+        let failure = match &result {
+            Ok(_) => None,
+            Err(ErrorOut::Gateway(e)) => Some((e.code, e.message.clone())),
+            Err(ErrorOut::Verbatim(_)) => Some((UPSTREAM_ERROR, "the upstream answered with an error".to_owned())),
+        };
+        let mut ended = vec![KeyValue::new("portcullis.outcome", if failure.is_some() { "error" } else { "ok" })];
+        if let Some(server) = &notes.server {
+            ended.push(KeyValue::new("portcullis.server", server.clone()));
+        }
+        if let Some((code, _)) = &failure {
+            ended.push(KeyValue::new("rpc.jsonrpc.error_code", *code));
+        }
         if recorded {
             let ending = match &result {
                 Ok(raw) => Ending::Answered(raw.get().len()),
                 Err(ErrorOut::Gateway(e)) => Ending::Gateway(e),
                 Err(ErrorOut::Verbatim(raw)) => Ending::Upstream(raw),
             };
-            let event = Event::new(&request, subject, &ctx, notes, ending, (started, clock.elapsed()));
+            let mut event = Event::new(&request, subject, &ctx, notes, ending, (started, clock.elapsed()));
+            event.trace_id = exchange.trace_id();
+            ended.push(KeyValue::new("portcullis.decision", event.decision));
+            exchange.end(ended, failure.map(|(_, why)| why));
             if let Some(metrics) = &self.metrics {
                 metrics.observe(&event);
             }
             self.audit.record(event, &self.federation().guard).await;
+        } else {
+            exchange.end(ended, failure.map(|(_, why)| why));
         }
         result.map_err(|e| match e {
             ErrorOut::Gateway(e) => e.to_raw(),

@@ -11,6 +11,7 @@ use crate::flows::Taints;
 use crate::metrics::Metrics;
 use crate::pins::Pins;
 use crate::pipeline::Gateway;
+use crate::traces::Traces;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -82,10 +83,20 @@ impl Core {
             .build()
             .unwrap_or_default();
         let metrics = config.metrics.enabled.then(|| Arc::new(Metrics::default()));
+        let traces = Traces::start(&config.traces, &crate::audit::instance_name()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "traces are off");
+            Traces::off()
+        });
         let federation =
             Federation::build(Arc::new(config), None, &streams, &http, &credentials, connector.as_ref(), &pins);
         Arc::new(Core {
-            gateway: Arc::new(Gateway::new(federation, streams.clone(), http.clone(), taints, (audit, metrics))),
+            gateway: Arc::new(Gateway::new(
+                federation,
+                streams.clone(),
+                http.clone(),
+                taints,
+                (audit, metrics, traces),
+            )),
             streams,
             built_from: AtomicI64::new(credentials.secrets().version()),
             credentials,
@@ -113,8 +124,12 @@ impl Core {
         if old.config.auth != config.auth || old.config.store != config.store || old.config.vault != config.vault {
             tracing::warn!("`auth`, `store` and `vault` changes take effect after a restart");
         }
-        if old.config.audit != config.audit || old.config.region != config.region || old.config.redis != config.redis {
-            tracing::warn!("`audit`, `region` and `redis` changes take effect after a restart");
+        if old.config.audit != config.audit
+            || old.config.region != config.region
+            || old.config.redis != config.redis
+            || old.config.traces != config.traces
+        {
+            tracing::warn!("`audit`, `region`, `redis` and `traces` changes take effect after a restart");
         }
         if !self.credentials.has_vault() && config.uses_vault() {
             tracing::error!(
@@ -305,8 +320,9 @@ impl RunningServer {
                 }
             }
         };
-        // Every exchange is over: its audit event is queued, and now written.
+        // Every exchange is over: its audit event is queued, and now written; its spans sent.
         self.core.gateway.audit().flush().await;
+        self.core.gateway.traces().shutdown().await;
         self.core.shutdown();
         result
     }
@@ -379,6 +395,7 @@ pub async fn serve_stdio(config: Config, config_path: Option<PathBuf>) -> Result
     .await;
     stop.cancel();
     core.gateway.audit().flush().await;
+    core.gateway.traces().shutdown().await;
     core.shutdown();
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::pii::{PiiConfig, PiiScanner};
 use crate::profile::{Action, Actions, Mode};
 use crate::redact::redact;
 use crate::secrets::SecretScanner;
+use crate::timing::FamilyTimes;
 use crate::tool::{text_fields, FieldFinding, ToolScanner};
 use crate::topics::{TopicConfig, TopicScanner};
 use crate::urls::{UrlConfig, UrlScanner};
@@ -355,31 +356,43 @@ impl Guard {
 
     /// Every finding of the detectors the profile wants for this direction.
     pub fn scan(&self, profile: &Profile, direction: Direction, text: &str) -> Vec<Finding> {
+        self.scan_families(profile, direction, text, None)
+    }
+
+    /// [`Self::scan`], adding each family's time to `times` when given.
+    fn scan_families(
+        &self,
+        profile: &Profile,
+        direction: Direction,
+        text: &str,
+        mut times: Option<&mut FamilyTimes>,
+    ) -> Vec<Finding> {
         let mut out = Vec::new();
         if text.is_empty() {
             return out;
         }
         let actions = profile.actions(direction);
+        let times = &mut times;
         if actions.wants(Category::Secret, "secret") {
-            self.secrets.scan(text, &mut out);
+            FamilyTimes::run(times, 0, &mut out, |out| self.secrets.scan(text, out));
         }
         if actions.wants(Category::Pii, "pii") || actions.wants(Category::Pii, "custom") {
-            self.pii.scan(text, &mut out);
+            FamilyTimes::run(times, 1, &mut out, |out| self.pii.scan(text, out));
         }
         if actions.wants(Category::Injection, "injection") {
-            self.injection.scan(text, &mut out);
+            FamilyTimes::run(times, 2, &mut out, |out| self.injection.scan(text, out));
         }
         if actions.wants(Category::Injection, "exfil") {
-            profile.exfil.scan(text, &mut out);
+            FamilyTimes::run(times, 3, &mut out, |out| profile.exfil.scan(text, out));
         }
         if actions.wants(Category::Url, "url") {
-            profile.urls.scan(text, &mut out);
+            FamilyTimes::run(times, 4, &mut out, |out| profile.urls.scan(text, out));
         }
         if direction == Direction::Request && actions.wants(Category::Code, "code") {
-            profile.commands.scan(text, &mut out);
+            FamilyTimes::run(times, 5, &mut out, |out| profile.commands.scan(text, out));
         }
         if !profile.topics.is_empty() {
-            profile.topics.scan(text, &mut out);
+            FamilyTimes::run(times, 6, &mut out, |out| profile.topics.scan(text, out));
         }
         out.retain(|f| f.score >= profile.min_score);
         out
@@ -388,6 +401,18 @@ impl Guard {
     /// Scans a text and decides what to do with it.
     pub fn inspect(&self, profile: &Profile, direction: Direction, text: &str) -> Inspection {
         let findings = self.scan(profile, direction, text);
+        self.decide(profile, direction, text, findings)
+    }
+
+    /// [`Self::inspect`], adding the time each detector family took to `times` (for traces).
+    pub fn inspect_timed(
+        &self,
+        profile: &Profile,
+        direction: Direction,
+        text: &str,
+        times: &mut FamilyTimes,
+    ) -> Inspection {
+        let findings = self.scan_families(profile, direction, text, Some(times));
         self.decide(profile, direction, text, findings)
     }
 

@@ -17,6 +17,7 @@ pub mod exfil;
 pub mod pii;
 pub mod profile;
 mod redact;
+pub mod timing;
 pub mod tool;
 pub mod topics;
 pub mod urls;

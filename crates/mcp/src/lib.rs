@@ -10,3 +10,4 @@ pub mod peer;
 pub mod protocol;
 pub mod seal;
 pub mod server;
+pub mod trace_context;

@@ -143,7 +143,7 @@ impl Client {
         Client::with_bearer(url, token).initialized(json!({})).await
     }
 
-    async fn initialized(mut self, capabilities: Value) -> Client {
+    pub async fn initialized(mut self, capabilities: Value) -> Client {
         let c = &mut self;
         let reply = c
             .request(

@@ -12,7 +12,7 @@ pub mod query;
 mod writer;
 
 pub use event::{Decision, Ending, Event, Exchange};
-pub use writer::{Recorder, Sinks};
+pub use writer::{instance_name, Recorder, Sinks};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};

@@ -133,8 +133,8 @@ impl Recorder {
     }
 }
 
-/// `host:pid`, naming the process in each event.
-fn instance_name() -> String {
+/// `host:pid`, naming the process in each event (and its traces).
+pub fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -7,6 +7,7 @@ use super::router::{Origin, Router};
 use super::spec::HttpSpec;
 use super::{UpstreamError, UpstreamOptions};
 use crate::jsonrpc::Message;
+use crate::trace_context::TraceContext;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
@@ -95,7 +96,7 @@ impl HttpWire {
     /// POSTs one message. For a request (`origin` = its id), reads the answer, JSON or
     /// SSE, and dispatches every message in it; returns once the body ends.
     pub(crate) async fn post(&self, body: String, router: &Router, origin: Option<u64>) -> Result<(), UpstreamError> {
-        self.post_routed(body, router, origin, None).await
+        self.post_routed(body, router, origin, None, None).await
     }
 
     /// [`Self::post`] with the 2026-07-28 routing headers (`Mcp-Method`, `Mcp-Name`).
@@ -105,6 +106,7 @@ impl HttpWire {
         router: &Router,
         origin: Option<u64>,
         routing: Option<(&str, Option<String>)>,
+        trace: Option<&TraceContext>,
     ) -> Result<(), UpstreamError> {
         // Without a request of ours, whatever comes back is tied to no client's request.
         let origin_id = origin;
@@ -116,6 +118,16 @@ impl HttpWire {
             }
             if let Some(v) = name.and_then(|n| HeaderValue::from_str(&n).ok()) {
                 headers.insert("mcp-name", v);
+            }
+        }
+        // The request's trace context goes in the headers too, where HTTP servers and
+        // proxies look for it.
+        if let Some(trace) = trace {
+            if let Ok(v) = HeaderValue::from_str(&trace.traceparent) {
+                headers.insert("traceparent", v);
+                if let Some(v) = trace.tracestate.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+                    headers.insert("tracestate", v);
+                }
             }
         }
         let send =
@@ -290,7 +302,7 @@ impl HttpWire {
                 "subscriptions/listen",
                 Some(&params),
             );
-            let listen = self.post_routed(body, &router, None, Some(("subscriptions/listen", None)));
+            let listen = self.post_routed(body, &router, None, Some(("subscriptions/listen", None)), None);
             // A change in the watched resources ends this listen (closing it) and opens a new one.
             let ended = tokio::select! {
                 _ = self.closed.cancelled() => return,

@@ -15,6 +15,7 @@ mod stdio;
 use crate::jsonrpc::{encode_notification, encode_request, to_raw, RpcError, UPSTREAM_ERROR};
 use crate::peer::{Outcome, Peer};
 use crate::protocol::{Era, LATEST_LEGACY, MODERN_VERSION};
+use crate::trace_context::TraceContext;
 use modern::ProtocolChoice;
 use router::{wire_id, Router};
 pub use router::{ListKind, UpstreamEvent};
@@ -526,7 +527,8 @@ impl Connection {
                         Era::Legacy => None,
                         Era::Modern => Some((method, params.as_deref().and_then(|p| modern::name_header(method, p)))),
                     };
-                    wire.post_routed(text, &self.router, Some(id), routing).await?
+                    let trace = params.as_deref().and_then(TraceContext::from_params);
+                    wire.post_routed(text, &self.router, Some(id), routing, trace.as_ref()).await?
                 }
             }
             match rx.await {

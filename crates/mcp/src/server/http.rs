@@ -295,7 +295,8 @@ impl<H: Handler> McpService<H> {
                 })
                 .collect(),
         };
-        let ctx = RequestContext { session, peer, param_headers, principal };
+        let trace = crate::trace_context::TraceContext::from_headers(headers);
+        let ctx = RequestContext { session, peer, param_headers, principal, trace };
         let finish = shape.clone();
         let work: BoxedOutcome = Box::pin(async move {
             let _unregister = Unregister { running, key };

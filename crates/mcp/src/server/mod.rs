@@ -52,6 +52,8 @@ pub struct RequestContext {
     pub param_headers: Vec<(String, String)>,
     /// Who is calling, as the front door established it.
     pub principal: Arc<Principal>,
+    /// The caller's W3C trace context, from the HTTP request's headers.
+    pub trace: Option<crate::trace_context::TraceContext>,
 }
 
 /// An MCP server's logic. The gateway's federation and the demo server implement it.

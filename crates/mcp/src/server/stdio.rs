@@ -138,7 +138,13 @@ where
                 let running_map = running.clone();
                 tokio::spawn(async move {
                     let id = req.id.clone();
-                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new(), principal: local() };
+                    let ctx = RequestContext {
+                        session: info,
+                        peer,
+                        param_headers: Vec::new(),
+                        principal: local(),
+                        trace: None,
+                    };
                     let shape = method.clone();
                     let stamped =
                         async move { handler.handle(req, ctx).await.map(|r| modern::stamp_result(&shape, r)) };
@@ -177,7 +183,13 @@ where
                 let (handler, running, out) = (handler.clone(), running.clone(), tx.clone());
                 tokio::spawn(async move {
                     let id = req.id.clone();
-                    let ctx = RequestContext { session: info, peer, param_headers: Vec::new(), principal: local() };
+                    let ctx = RequestContext {
+                        session: info,
+                        peer,
+                        param_headers: Vec::new(),
+                        principal: local(),
+                        trace: None,
+                    };
                     let outcome = tokio::select! {
                         o = handler.handle(req, ctx) => Some(o),
                         _ = cancel.cancelled() => None,
