@@ -86,7 +86,7 @@ pub async fn inspect_message(
         Direction::Request => "guard request",
         Direction::Response => "guard response",
     });
-    stage.set("portcullis.guard.profile", profile.name.clone());
+    stage.set("portcullis.guard.profile", || profile.name.clone());
     let verdict = inspect_all(http, guard, profile, direction, raw, subject, &stage).await;
     if let Verdict::Block(e) = &verdict {
         stage.fail(e.message.clone());

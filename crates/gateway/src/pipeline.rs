@@ -805,26 +805,28 @@ impl Gateway {
         ctx: &RequestContext,
     ) -> traces::Exchange {
         let caller = ctx.trace.clone().or_else(|| request.params.as_deref().and_then(TraceContext::from_params));
-        let named = match request.method.as_str() {
-            "tools/call" | "prompts/get" => params.as_ref().ok().and_then(|p| p.get_str("name")),
-            _ => None,
-        };
-        let mut attributes = vec![
-            KeyValue::new("mcp.method.name", request.method.clone()),
-            KeyValue::new("portcullis.caller", ctx.principal.subject()),
-        ];
-        if let Some(user) = &ctx.principal.user {
-            attributes.push(KeyValue::new("enduser.id", user.clone()));
-        }
-        let name = match named {
-            Some(named) => {
-                let key = if request.method == "tools/call" { "gen_ai.tool.name" } else { "mcp.prompt.name" };
-                attributes.push(KeyValue::new(key, named.clone()));
-                format!("{} {named}", request.method)
+        self.traces.exchange(caller, || {
+            let named = match request.method.as_str() {
+                "tools/call" | "prompts/get" => params.as_ref().ok().and_then(|p| p.get_str("name")),
+                _ => None,
+            };
+            let mut attributes = vec![
+                KeyValue::new("mcp.method.name", request.method.clone()),
+                KeyValue::new("portcullis.caller", ctx.principal.subject()),
+            ];
+            if let Some(user) = &ctx.principal.user {
+                attributes.push(KeyValue::new("enduser.id", user.clone()));
             }
-            None => request.method.clone(),
-        };
-        self.traces.exchange(name, caller, attributes)
+            let name = match named {
+                Some(named) => {
+                    let key = if request.method == "tools/call" { "gen_ai.tool.name" } else { "mcp.prompt.name" };
+                    attributes.push(KeyValue::new(key, named.clone()));
+                    format!("{} {named}", request.method)
+                }
+                None => request.method.clone(),
+            };
+            (name, attributes)
+        })
     }
 }
 
@@ -986,19 +988,8 @@ impl Handler for Gateway {
             }
         };
         let ((result, exchange), notes) = audit::observe(traces::within(exchange, work)).instrument(span).await;
-        let failure = match &result {
-            Ok(_) => None,
-            Err(ErrorOut::Gateway(e)) => Some((e.code, e.message.clone())),
-            Err(ErrorOut::Verbatim(_)) => Some((UPSTREAM_ERROR, "the upstream answered with an error".to_owned())),
-        };
-        let mut ended = vec![KeyValue::new("portcullis.outcome", if failure.is_some() { "error" } else { "ok" })];
-        if let Some(server) = &notes.server {
-            ended.push(KeyValue::new("portcullis.server", server.clone()));
-        }
-        if let Some((code, _)) = &failure {
-            ended.push(KeyValue::new("rpc.jsonrpc.error_code", *code));
-        }
-        if recorded {
+        let server = notes.server.clone();
+        let decision = if recorded {
             let ending = match &result {
                 Ok(raw) => Ending::Answered(raw.get().len()),
                 Err(ErrorOut::Gateway(e)) => Ending::Gateway(e),
@@ -1006,15 +997,28 @@ impl Handler for Gateway {
             };
             let mut event = Event::new(&request, subject, &ctx, notes, ending, (started, clock.elapsed()));
             event.trace_id = exchange.trace_id();
-            ended.push(KeyValue::new("portcullis.decision", event.decision));
-            exchange.end(ended, failure.map(|(_, why)| why));
+            let decision = event.decision;
             if let Some(metrics) = &self.metrics {
                 metrics.observe(&event);
             }
             self.audit.record(event, &self.federation().guard).await;
+            Some(decision)
         } else {
-            exchange.end(ended, failure.map(|(_, why)| why));
-        }
+            None
+        };
+        exchange.end(|| {
+            let failure = match &result {
+                Ok(_) => None,
+                Err(ErrorOut::Gateway(e)) => Some((e.code, e.message.clone())),
+                Err(ErrorOut::Verbatim(_)) => Some((UPSTREAM_ERROR, "the upstream answered with an error".to_owned())),
+            };
+            let outcome = if failure.is_some() { "error" } else { "ok" };
+            let mut ended = vec![KeyValue::new("portcullis.outcome", outcome)];
+            ended.extend(server.map(|s| KeyValue::new("portcullis.server", s)));
+            ended.extend(decision.map(|d| KeyValue::new("portcullis.decision", d)));
+            ended.extend(failure.as_ref().map(|(code, _)| KeyValue::new("rpc.jsonrpc.error_code", *code)));
+            (ended, failure.map(|(_, why)| why))
+        });
         result.map_err(|e| match e {
             ErrorOut::Gateway(e) => e.to_raw(),
             ErrorOut::Verbatim(raw) => raw,

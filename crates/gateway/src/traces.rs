@@ -157,9 +157,15 @@ impl Traces {
         Ok(Traces { provider: Some(provider), tracer: Some(tracer) })
     }
 
-    /// Starts an exchange's server span, a child of the caller's context when it sent one.
-    pub fn exchange(&self, name: String, caller: Option<TraceContext>, attributes: Vec<KeyValue>) -> Exchange {
+    /// Starts an exchange's server span, a child of the caller's context when it sent one;
+    /// `describe` (its name and attributes) runs only when traces are on.
+    pub fn exchange(
+        &self,
+        caller: Option<TraceContext>,
+        describe: impl FnOnce() -> (String, Vec<KeyValue>),
+    ) -> Exchange {
         let Some(tracer) = &self.tracer else { return Exchange { cx: None, caller } };
+        let (name, attributes) = describe();
         let parent = caller.as_ref().map(extract).unwrap_or_default();
         let span = tracer
             .span_builder(name)
@@ -204,9 +210,11 @@ impl Exchange {
         }
     }
 
-    /// Ends the exchange's span with its outcome.
-    pub fn end(&self, attributes: Vec<KeyValue>, error: Option<String>) {
+    /// Ends the exchange's span with its outcome: `describe` gives its last attributes and,
+    /// for a failure, why (run only when traces are on).
+    pub fn end(&self, describe: impl FnOnce() -> (Vec<KeyValue>, Option<String>)) {
         if let Some((_, cx)) = &self.cx {
+            let (attributes, error) = describe();
             let span = cx.span();
             span.set_attributes(attributes);
             if let Some(why) = error {
@@ -244,9 +252,10 @@ impl Stage {
         }
     }
 
-    pub fn set(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
+    /// Sets an attribute; `value` is computed only when the span is recorded.
+    pub fn set<V: Into<opentelemetry::Value>>(&self, key: &'static str, value: impl FnOnce() -> V) {
         if let Some(cx) = &self.0 {
-            cx.span().set_attribute(KeyValue::new(key, value));
+            cx.span().set_attribute(KeyValue::new(key, value()));
         }
     }
 }
