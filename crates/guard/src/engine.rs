@@ -9,7 +9,7 @@ use crate::pii::{PiiConfig, PiiScanner};
 use crate::profile::{Action, Actions, Mode};
 use crate::redact::redact;
 use crate::secrets::SecretScanner;
-use crate::timing::FamilyTimes;
+use crate::timing::{family, FamilyTimes};
 use crate::tool::{text_fields, FieldFinding, ToolScanner};
 use crate::topics::{TopicConfig, TopicScanner};
 use crate::urls::{UrlConfig, UrlScanner};
@@ -374,25 +374,25 @@ impl Guard {
         let actions = profile.actions(direction);
         let times = &mut times;
         if actions.wants(Category::Secret, "secret") {
-            FamilyTimes::run(times, 0, &mut out, |out| self.secrets.scan(text, out));
+            FamilyTimes::run(times, family::SECRET, &mut out, |out| self.secrets.scan(text, out));
         }
         if actions.wants(Category::Pii, "pii") || actions.wants(Category::Pii, "custom") {
-            FamilyTimes::run(times, 1, &mut out, |out| self.pii.scan(text, out));
+            FamilyTimes::run(times, family::PII, &mut out, |out| self.pii.scan(text, out));
         }
         if actions.wants(Category::Injection, "injection") {
-            FamilyTimes::run(times, 2, &mut out, |out| self.injection.scan(text, out));
+            FamilyTimes::run(times, family::INJECTION, &mut out, |out| self.injection.scan(text, out));
         }
         if actions.wants(Category::Injection, "exfil") {
-            FamilyTimes::run(times, 3, &mut out, |out| profile.exfil.scan(text, out));
+            FamilyTimes::run(times, family::EXFIL, &mut out, |out| profile.exfil.scan(text, out));
         }
         if actions.wants(Category::Url, "url") {
-            FamilyTimes::run(times, 4, &mut out, |out| profile.urls.scan(text, out));
+            FamilyTimes::run(times, family::URL, &mut out, |out| profile.urls.scan(text, out));
         }
         if direction == Direction::Request && actions.wants(Category::Code, "code") {
-            FamilyTimes::run(times, 5, &mut out, |out| profile.commands.scan(text, out));
+            FamilyTimes::run(times, family::CODE, &mut out, |out| profile.commands.scan(text, out));
         }
         if !profile.topics.is_empty() {
-            FamilyTimes::run(times, 6, &mut out, |out| profile.topics.scan(text, out));
+            FamilyTimes::run(times, family::TOPIC, &mut out, |out| profile.topics.scan(text, out));
         }
         out.retain(|f| f.score >= profile.min_score);
         out

@@ -7,6 +7,17 @@ use std::time::{Duration, Instant};
 /// The detector families, in the order the guard runs them.
 pub const FAMILIES: [&str; 7] = ["secret", "pii", "injection", "exfil", "url", "code", "topic"];
 
+/// Indexes into [`FAMILIES`].
+pub(crate) mod family {
+    pub const SECRET: usize = 0;
+    pub const PII: usize = 1;
+    pub const INJECTION: usize = 2;
+    pub const EXFIL: usize = 3;
+    pub const URL: usize = 4;
+    pub const CODE: usize = 5;
+    pub const TOPIC: usize = 6;
+}
+
 /// Per family: total time, findings, and texts scanned, summed over every text of a message.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FamilyTimes {
@@ -19,16 +30,8 @@ impl FamilyTimes {
         FAMILIES.iter().zip(&self.spent).filter(|(_, s)| s.2 > 0).map(|(name, s)| (*name, s.0, s.1, s.2))
     }
 
-    /// Adds what another message part spent.
-    pub fn add(&mut self, other: &FamilyTimes) {
-        for (mine, theirs) in self.spent.iter_mut().zip(&other.spent) {
-            mine.0 += theirs.0;
-            mine.1 += theirs.1;
-            mine.2 += theirs.2;
-        }
-    }
-
-    /// Runs one family's scan into `out`, timing it and counting what it found.
+    /// Runs one family's scan into `out`, timing it and counting what it found (before the
+    /// profile's minimum score is applied).
     pub(crate) fn run(
         times: &mut Option<&mut FamilyTimes>,
         family: usize,
