@@ -105,14 +105,16 @@ async fn inspect_all(
     subject: &Subject<'_>,
     stage: &traces::Stage,
 ) -> Verdict {
-    let (started, timed) = (SystemTime::now(), traces::recording());
+    // Only a recorded exchange reads the clock and times the detector families.
+    let started = traces::recording().then(SystemTime::now);
+    let timed = started.is_some();
     let (verdict, times) = if raw.get().len() > LARGE_MESSAGE {
         inspect_off_runtime(guard, profile, direction, raw, subject, timed).await
     } else {
         let mut times = timed.then(FamilyTimes::default);
         (inspect_json_timed(guard, profile, direction, raw, subject, times.as_mut()), times)
     };
-    if let Some(times) = &times {
+    if let (Some(times), Some(started)) = (&times, started) {
         traces::guard_families(stage, started, times);
     }
     let hooks: Vec<&(String, WebhookConfig)> =

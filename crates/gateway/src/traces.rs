@@ -19,6 +19,7 @@ use portcullis_mcp::object::RawObject;
 use portcullis_mcp::trace_context::TraceContext;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
@@ -197,17 +198,14 @@ pub struct Exchange {
 impl Exchange {
     /// The trace id, when the exchange is part of a trace.
     pub fn trace_id(&self) -> Option<String> {
-        match (&self.cx, &self.caller) {
-            (Some((_, cx)), _) => {
-                Some(cx.span().span_context()).filter(|s| s.is_valid()).map(|s| s.trace_id().to_string())
-            }
-            (None, Some(caller)) => extract(caller)
-                .span()
-                .span_context()
-                .is_valid()
-                .then(|| caller.traceparent.split('-').nth(1).unwrap_or_default().to_owned()),
-            (None, None) => None,
-        }
+        let cx = match (&self.cx, &self.caller) {
+            (Some((_, cx)), _) => cx.clone(),
+            (None, Some(caller)) => extract(caller),
+            (None, None) => return None,
+        };
+        let span = cx.span();
+        let context = span.span_context();
+        context.is_valid().then(|| context.trace_id().to_string())
     }
 
     /// Ends the exchange's span with its outcome: `describe` gives its last attributes and,
@@ -270,14 +268,17 @@ impl Drop for Stage {
 
 /// Starts a child span of the current exchange (nothing when it is not being recorded).
 pub fn stage(name: &'static str) -> Stage {
-    stage_of_kind(name, SpanKind::Internal, Vec::new())
+    stage_of_kind(SpanKind::Internal, || (name.into(), Vec::new()))
 }
 
-fn stage_of_kind(name: impl Into<std::borrow::Cow<'static, str>>, kind: SpanKind, attributes: Vec<KeyValue>) -> Stage {
+/// A child span of the current exchange; `describe` (its name and attributes) runs only when
+/// the exchange is recorded.
+fn stage_of_kind(kind: SpanKind, describe: impl FnOnce() -> (Cow<'static, str>, Vec<KeyValue>)) -> Stage {
     let cx = CURRENT
         .try_with(|e| {
             let (tracer, parent) = e.cx.as_ref()?;
             parent.span().is_recording().then(|| {
+                let (name, attributes) = describe();
                 let span = tracer
                     .span_builder(name)
                     .with_kind(kind)
@@ -299,11 +300,13 @@ pub fn recording() -> bool {
 /// The span of a call to an upstream, and the trace context to send it: the call's own, or
 /// (traces off) the caller's, passed on.
 pub fn upstream(server: &str, method: &str) -> (Stage, Option<TraceContext>) {
-    let attributes = vec![
-        KeyValue::new("mcp.method.name", method.to_owned()),
-        KeyValue::new("portcullis.server", server.to_owned()),
-    ];
-    let stage = stage_of_kind(format!("{method} {server}"), SpanKind::Client, attributes);
+    let stage = stage_of_kind(SpanKind::Client, || {
+        let attributes = vec![
+            KeyValue::new("mcp.method.name", method.to_owned()),
+            KeyValue::new("portcullis.server", server.to_owned()),
+        ];
+        (format!("{method} {server}").into(), attributes)
+    });
     let context = match &stage.0 {
         Some(cx) => Some(inject(cx)),
         None => CURRENT
