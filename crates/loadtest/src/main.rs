@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo build --release -p portcullis -p portcullis-loadtest
 //! target/release/portcullis-loadtest --concurrency 1,16,64 --requests 300
+//! target/release/portcullis-loadtest --concurrency 16,64 --requests 100 --rate 2000   # open loop
 //! ```
 #![forbid(unsafe_code)]
 
@@ -32,6 +33,12 @@ struct Args {
     /// Unmeasured calls per client before measuring.
     #[arg(long, default_value_t = 30)]
     warmup: usize,
+    /// Open loop: send this many calls per second in all (shared out among the clients)
+    /// instead of each client sending its next call as soon as the last is answered. Latency is
+    /// then counted from when a call was due, so a slow answer that delays the calls behind it
+    /// shows in their latency too.
+    #[arg(long)]
+    rate: Option<f64>,
     /// Message size of each echo, in bytes.
     #[arg(long, default_value_t = 64)]
     payload: usize,
@@ -66,6 +73,11 @@ async fn main() -> Result<()> {
     if !bin.exists() {
         bail!("{} not found: build it (cargo build --release -p portcullis) or pass --portcullis", bin.display());
     }
+    if let Some(rate) = args.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            bail!("--rate must be a positive number of calls per second, not {rate}");
+        }
+    }
     let demo_port = free_port()?;
     let gw_port = free_port()?;
     let mut procs = start(&bin, demo_port, gw_port, &args).await?;
@@ -73,8 +85,14 @@ async fn main() -> Result<()> {
     let gateway = format!("http://127.0.0.1:{gw_port}/mcp");
 
     println!(
-        "tools/call echo, {} B payload, {} calls per client per level (+{} warm-up)",
-        args.payload, args.requests, args.warmup
+        "tools/call echo, {} B payload, {} calls per client per level (+{} warm-up), {}",
+        args.payload,
+        args.requests,
+        args.warmup,
+        match args.rate {
+            Some(rate) => format!("open loop at {rate} calls/s"),
+            None => "closed loop".to_owned(),
+        }
     );
     println!(
         "{:>5} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>10}",
@@ -133,15 +151,34 @@ async fn run_level(url: &str, tool: &str, concurrency: usize, args: &Args) -> Re
     }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for client in clients {
+    for (n, client) in clients.into_iter().enumerate() {
         let (tool, message, warmup, requests) = (tool.to_owned(), message.clone(), args.warmup, args.requests);
+        // Open loop: call i of client n is due at (i * concurrency + n) / rate, so the clients'
+        // calls interleave evenly.
+        let due =
+            args.rate.map(|rate| move |i: usize| start + Duration::from_secs_f64((i * concurrency + n) as f64 / rate));
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3)?;
             for i in 0..warmup + requests {
                 // Each call is a new one: the same call again and again is what the gateway's
                 // loop breaker stops.
                 let message = format!("{message} {i}");
-                let t = Instant::now();
+                let t = match due {
+                    None => Instant::now(),
+                    Some(due) => {
+                        let due = due(i);
+                        if Instant::now() < due {
+                            // On time: wait for the due time. Tokio's timer wakes up to a
+                            // millisecond late; that delay is the harness's, not the
+                            // gateway's, so the clock starts when the call is sent.
+                            tokio::time::sleep_until(due.into()).await;
+                            Instant::now()
+                        } else {
+                            // Late because the previous answer was slow: that wait counts.
+                            due
+                        }
+                    }
+                };
                 client.call(&tool, &message).await?;
                 if i >= warmup {
                     hist.record(t.elapsed().as_micros() as u64)?;
