@@ -8,7 +8,6 @@ use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use std::fmt::Write as _;
 
 /// The hash before the first event.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -114,15 +113,6 @@ impl std::io::Write for HashWriter {
     }
 }
 
-/// Rows per `INSERT` statement when appending: one statement per row costs a round trip to
-/// the database (for SQLite, to sqlx's connection thread) per event. [`COLUMNS`] parameters a
-/// row keep 100 rows well under both databases' parameter limits (SQLite 32,766, PostgreSQL
-/// 65,535).
-const ROWS_PER_INSERT: usize = 100;
-
-/// Columns of `audit_events`, each a bound parameter per row.
-const COLUMNS: usize = 9;
-
 impl Store {
     /// Appends events to the chain in one transaction; returns the sequence number of the
     /// last one.
@@ -130,39 +120,25 @@ impl Store {
         let mut tx = self.write().await?;
         let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
         let (mut seq, mut prev): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-        for chunk in entries.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO audit_events (seq, at, caller, user_name, tool, decision, body, prev, hash) VALUES ",
-            );
-            let mut links = Vec::with_capacity(chunk.len());
-            for (row, entry) in chunk.iter().enumerate() {
-                seq += 1;
-                let hash = chain_hash(seq, entry, &prev);
-                links.push((seq, std::mem::replace(&mut prev, hash.clone()), hash));
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for column in 1..=COLUMNS {
-                    let separator = if column == 1 { "" } else { ", " };
-                    let _ = write!(sql, "{separator}${}", row * COLUMNS + column);
-                    // into a String
-                }
-                sql.push(')');
-            }
-            let mut insert = sqlx::query(&sql);
-            for (entry, (seq, prev, hash)) in chunk.iter().zip(links) {
-                insert = insert
-                    .bind(seq)
-                    .bind(entry.at)
-                    .bind(&entry.caller)
-                    .bind(&entry.user)
-                    .bind(&entry.tool)
-                    .bind(&entry.decision)
-                    .bind(&entry.body)
-                    .bind(prev)
-                    .bind(hash);
-            }
-            // Full chunks recur batch after batch and are worth keeping prepared; a batch's
-            // remainder has any length and would only crowd the statement cache.
-            insert.persistent(chunk.len() == ROWS_PER_INSERT).execute(&mut *tx).await?;
+        for entry in entries {
+            seq += 1;
+            let hash = chain_hash(seq, entry, &prev);
+            sqlx::query(
+                "INSERT INTO audit_events (seq, at, caller, user_name, tool, decision, body, prev, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(seq)
+            .bind(entry.at)
+            .bind(&entry.caller)
+            .bind(&entry.user)
+            .bind(&entry.tool)
+            .bind(&entry.decision)
+            .bind(&entry.body)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await?;
+            prev = hash;
         }
         sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
             .bind(seq)
@@ -373,8 +349,8 @@ mod tests {
     }
 
     on_both! {
-        async fn a_batch_larger_than_one_insert_lands_in_order(db: &TestDb) {
-            let store = store_with(db, 2 * ROWS_PER_INSERT as i64 + 37).await;
+        async fn a_large_batch_lands_in_order_and_linked(db: &TestDb) {
+            let store = store_with(db, 237).await;
             let check = store.verify_audit().await.unwrap();
             assert!(check.problems.is_empty(), "{:?}", check.problems);
             assert_eq!((check.events, check.last_seq), (237, Some(237)));
@@ -383,7 +359,7 @@ mod tests {
                 assert_eq!(row.seq, i as i64 + 1);
                 assert_eq!(row.entry.body, format!(r#"{{"n":{}}}"#, i + 1), "row {} holds its own event", i + 1);
             }
-            assert_eq!(rows[ROWS_PER_INSERT].prev, rows[ROWS_PER_INSERT - 1].hash, "chunks link up");
+            assert!(rows.windows(2).all(|w| w[1].prev == w[0].hash), "each event links to the one before");
         }
 
         async fn a_whole_chain_verifies_and_batches_extend_it(db: &TestDb) {

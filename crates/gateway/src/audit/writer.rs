@@ -45,6 +45,8 @@ pub struct Recorder {
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long a batch waits for more events before it is written.
 const LINGER: Duration = Duration::from_millis(100);
+/// Events the writer prepares before it lets other tasks run.
+const YIELD_EVERY: usize = 16;
 /// Attempts at writing one batch before its events count as lost.
 const ATTEMPTS: u32 = 5;
 
@@ -181,7 +183,15 @@ impl Writer {
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
-                    Message::Event(event, guard) => events.push(self.entry(*event, &guard)),
+                    Message::Event(event, guard) => {
+                        events.push(self.entry(*event, &guard));
+                        // A batch is milliseconds of masking and encoding at a few thousand
+                        // calls a second; handing the worker thread back between slices of it
+                        // keeps the calls queued behind this task from waiting that long.
+                        if events.len() % YIELD_EVERY == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
                     Message::Flush(done) => flushes.push(done),
                 }
                 next = if events.len() < self.batch { queue.try_recv().ok() } else { None };
