@@ -90,13 +90,7 @@ pub fn chain_hash(seq: i64, entry: &AuditEntry, prev: &str) -> String {
     let fields = (prev, seq, entry.at, &entry.caller, &entry.user, &entry.tool, &entry.decision, &entry.body);
     // A tuple of strings and numbers always serializes, and hashing cannot fail.
     let _ = serde_json::to_writer(&mut hasher, &fields);
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = String::with_capacity(64);
-    for b in hasher.0.finalize() {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    hex
+    hasher.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds what is written into a SHA-256.
