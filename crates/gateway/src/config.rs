@@ -3,7 +3,7 @@
 //! the path of the field at fault.
 
 use indexmap::IndexMap;
-use portcullis_guard::{Guard, GuardConfig};
+use portcullis_guard::GuardConfig;
 use portcullis_mcp::client::modern::ProtocolChoice;
 use portcullis_mcp::client::spec::{HttpSpec, StdioSpec, TransportSpec};
 use portcullis_store::{Location, StoreError};
@@ -816,7 +816,7 @@ impl Config {
         if let Err(e) = portcullis_policy::Access::compile(&self.access, self.access_policies.as_deref()) {
             add(e.path, e.message);
         }
-        if let Err(e) = Guard::new(&self.guards) {
+        if let Err(e) = crate::deep_tier::compile_guard(&self.guards) {
             add(format!("guards.{}", e.path), e.message);
         }
         if self.loops.enabled && (self.loops.repeats == 0 || self.loops.window.is_zero()) {

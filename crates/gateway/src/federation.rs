@@ -363,7 +363,7 @@ impl VirtualServer {
 /// (the built-in default profile, which still blocks credentials and injections) is only
 /// reached by a config that skipped validation.
 fn compile_guard(settings: &GuardConfig) -> Guard {
-    Guard::new(settings).unwrap_or_else(|e| {
+    crate::deep_tier::compile_guard(settings).unwrap_or_else(|e| {
         tracing::error!(error = %e, "guard settings invalid; using the built-in default profile");
         // The default settings compile: a unit test of the guard crate builds them.
         Guard::new(&GuardConfig::default()).expect("the default guard compiles")

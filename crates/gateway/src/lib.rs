@@ -9,6 +9,7 @@ pub mod callers;
 pub mod config;
 pub mod connect;
 pub mod credentials;
+pub mod deep_tier;
 pub mod door;
 pub mod egress;
 pub mod federation;

@@ -4,7 +4,7 @@
 use crate::commands::{CommandConfig, CommandScanner};
 use crate::exfil::{ExfilConfig, ExfilScanner};
 use crate::finding::{Category, Direction, Finding};
-use crate::injection::{InjectionConfig, InjectionScanner};
+use crate::injection::{InjectionConfig, InjectionScanner, SecondOpinion};
 use crate::pii::{PiiConfig, PiiScanner};
 use crate::profile::{Action, Actions, Mode};
 use crate::redact::redact;
@@ -21,6 +21,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Guardrail settings: shared detector settings, named profiles, and which profile applies
 /// where.
@@ -277,9 +278,20 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Compiles `config`, which must not ask for the deeper injection tier (that needs a model
+    /// loaded from disk: see [`Self::with_second_opinion`]).
     pub fn new(config: &GuardConfig) -> Result<Guard, ConfigError> {
+        Self::with_second_opinion(config, None)
+    }
+
+    /// Compiles `config` with `opinion` as the deeper injection tier `config.injection.deep`
+    /// asks for.
+    pub fn with_second_opinion(
+        config: &GuardConfig,
+        opinion: Option<Arc<dyn SecondOpinion>>,
+    ) -> Result<Guard, ConfigError> {
         let pii = PiiScanner::new(&config.pii)?;
-        let injection = InjectionScanner::new(&config.injection)?;
+        let injection = InjectionScanner::with_second_opinion(&config.injection, opinion)?;
         for (name, w) in &config.webhooks {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
                 return Err(ConfigError::new(

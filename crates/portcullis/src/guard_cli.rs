@@ -17,7 +17,8 @@ pub fn load(config: Option<&Path>) -> Result<Guard> {
         None => GuardConfig::default(),
     };
     // Validation compiled these settings already; this error is only for the no-file case.
-    Guard::new(&settings).map_err(|e| anyhow::anyhow!("invalid guard settings: guards.{e}"))
+    portcullis_gateway::deep_tier::compile_guard(&settings)
+        .map_err(|e| anyhow::anyhow!("invalid guard settings: guards.{e}"))
 }
 
 pub fn profile<'g>(guard: &'g Guard, name: &str) -> Result<&'g Profile> {

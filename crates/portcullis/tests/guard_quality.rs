@@ -16,11 +16,16 @@ fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/portcullis/guard-data"))
 }
 
-/// `portcullis eval --json` over one corpus; returns its report.
+/// `portcullis eval --json` over one corpus with `examples/guards.yaml`; returns its report.
 fn eval(file: &str, only: &str) -> Value {
+    eval_with("guards.yaml", file, only)
+}
+
+/// The same with another example config.
+fn eval_with(config: &str, file: &str, only: &str) -> Value {
     let path = data_dir().join("eval").join(file);
     assert!(path.exists(), "{} is missing: run scripts/guard-data.sh", path.display());
-    let config = portcullis_testkit::repo_root().join("examples/guards.yaml");
+    let config = portcullis_testkit::repo_root().join("examples").join(config);
     let out = Command::new(BIN)
         .args(["eval", "--json", "--direction", "response", "--only", only, "--config"])
         .arg(config)
@@ -63,4 +68,21 @@ fn injection_detection_holds_its_measured_level() {
     assert!(metric(&docs, "injection", "fpr") <= 0.01, "false positives on benign technical documents");
     let lines = eval("techdocs-lines.jsonl", "injection");
     assert!(metric(&lines, "injection", "fpr") <= 0.01, "false positives on lines of technical documents");
+}
+
+#[test]
+#[ignore = "needs the corpora and the base model: run scripts/test.sh (scripts/guard-data.sh, scripts/minilm.sh)"]
+fn the_deeper_tier_holds_its_measured_level() {
+    let validation = eval_with("guards-deep.yaml", "injection-validation.jsonl", "injection");
+    assert!(metric(&validation, "injection", "fpr") <= 0.01, "validation false positives: {validation}");
+    // Measured 0.884 (GUARDRAILS.md, "The deeper tier"); without the tier 0.899.
+    assert!(metric(&validation, "injection", "recall") >= 0.87, "validation recall: {validation}");
+    let test = eval_with("guards-deep.yaml", "injection-test.jsonl", "injection");
+    // Held out: measured 0.810 at 0.35 % false positives; without the tier 0.833 at 0.69 %.
+    assert!(metric(&test, "injection", "recall") >= 0.79, "test recall: {test}");
+    assert!(metric(&test, "injection", "fpr") <= 0.01, "test false positives: {test}");
+    for corpus in ["techdocs.jsonl", "techdocs-lines.jsonl"] {
+        let docs = eval_with("guards-deep.yaml", corpus, "injection");
+        assert!(metric(&docs, "injection", "fpr") <= 0.01, "false positives on {corpus}: {docs}");
+    }
 }
