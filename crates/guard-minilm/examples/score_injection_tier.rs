@@ -4,7 +4,7 @@
 //! MODEL_DIR [WEIGHTS] < corpus.jsonl`
 
 use anyhow::{Context, Result};
-use portcullis_guard_minilm::InjectionTier;
+use portcullis_guard_minilm::{recall_at, InjectionTier};
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -26,13 +26,10 @@ fn main() -> Result<()> {
             negatives.push(p)
         }
     }
-    negatives.sort_by(|a, b| b.total_cmp(a));
     for fpr in [0.01, 0.02, 0.05] {
-        let threshold = negatives[(negatives.len() as f64 * fpr) as usize];
-        let caught = positives.iter().filter(|&&p| p > threshold).count();
+        let (recall, threshold) = recall_at(&positives, &negatives, fpr);
         println!(
-            "recall {:.3} at {:.0} % false positives (threshold {threshold:.4}; {} positives, {} negatives)",
-            caught as f64 / positives.len() as f64,
+            "recall {recall:.3} at {:.0} % false positives (threshold {threshold:.4}; {} positives, {} negatives)",
             fpr * 100.0,
             positives.len(),
             negatives.len()

@@ -18,7 +18,7 @@ use candle_nn::{loss, AdamW, Optimizer, ParamsAdamW};
 use clap::Parser;
 use portcullis_guard_minilm::model::{self, Batch, Config, Embeddings, Layer, Linear, Mode, Weights};
 use portcullis_guard_minilm::wordpiece::WordPiece;
-use portcullis_guard_minilm::{load_safetensors, HEAD, MAX_PIECES, WINDOW_OVERLAP};
+use portcullis_guard_minilm::{load_safetensors, recall_at, HEAD, MAX_PIECES, WINDOW_OVERLAP};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -159,16 +159,12 @@ fn evaluate(batches: &[CachedBatch], examples: &[Example], trained: &[Layer], he
             entry.0 = entry.0.max(p);
         }
     }
-    let (positives, mut negatives): (Vec<_>, Vec<_>) = best.values().partition(|(_, label)| *label);
-    let positives: Vec<f32> = positives.into_iter().map(|(p, _)| p).collect();
-    let mut negatives: Vec<f32> = negatives.drain(..).map(|(p, _)| p).collect();
-    negatives.sort_by(|a, b| b.total_cmp(a));
+    let score_of = |label: bool| -> Vec<f32> { best.values().filter(|(_, l)| *l == label).map(|(p, _)| *p).collect() };
+    let (positives, negatives) = (score_of(true), score_of(false));
     for fpr in [0.01, 0.02, 0.05] {
-        let threshold = negatives[(negatives.len() as f64 * fpr) as usize];
-        let caught = positives.iter().filter(|&&p| p > threshold).count();
+        let (recall, threshold) = recall_at(&positives, &negatives, fpr);
         println!(
-            "  validation: recall {:.3} at {:.0} % false positives (threshold {threshold:.4}; {} positives, {} negatives)",
-            caught as f64 / positives.len() as f64,
+            "  validation: recall {recall:.3} at {:.0} % false positives (threshold {threshold:.4}; {} positives, {} negatives)",
             fpr * 100.0,
             positives.len(),
             negatives.len()

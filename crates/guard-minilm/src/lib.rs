@@ -151,6 +151,17 @@ impl SecondOpinion for InjectionTier {
     }
 }
 
+/// Recall at a false-positive rate, for reports on a fine-tuned file: the threshold is the score
+/// of the negative at rank `fpr × negatives` (highest first), and a positive counts when it scores
+/// above it. Returns the recall and the threshold.
+pub fn recall_at(positives: &[f32], negatives: &[f32], fpr: f64) -> (f64, f32) {
+    let mut sorted = negatives.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let threshold = sorted.get((sorted.len() as f64 * fpr) as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    let caught = positives.iter().filter(|&&p| p > threshold).count();
+    (caught as f64 / positives.len().max(1) as f64, threshold)
+}
+
 /// Reads a safetensors file into f32 tensors on `device`.
 pub fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
