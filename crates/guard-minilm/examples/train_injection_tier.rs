@@ -50,7 +50,7 @@ struct Args {
     #[arg(long)]
     decay_over: Option<usize>,
     /// The first layer that is trained; the ones below stay as the base model has them.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     train_from: usize,
     #[arg(long, default_value_t = 32)]
     batch: usize,
