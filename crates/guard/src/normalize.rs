@@ -488,8 +488,9 @@ fn unescaped(text: &str) -> Option<Decoded> {
     // bytes, which most texts have few of.
     let starts =
         memchr::memchr3_iter(b'&', b'\\', b'+', bytes).map(|i| if bytes[i] == b'+' { i.saturating_sub(1) } else { i });
+    // Text up to `copied` is in `out`; the segment runs from the first escape to `copied`.
     let (mut out, mut copied, mut count) = (String::new(), 0, 0);
-    let mut span: Option<(usize, usize)> = None;
+    let mut first = None;
     let mut after_code_point = false;
     for at in starts {
         if at < copied {
@@ -500,12 +501,12 @@ fn unescaped(text: &str) -> Option<Decoded> {
         // `U+0049 U+0067`: one space between code points only separates them.
         out.push_str(if after_code_point { between.strip_prefix(' ').unwrap_or(between) } else { between });
         out.push(c);
-        after_code_point = bytes[at] != b'&' && bytes[at + 1] == b'+';
+        after_code_point = bytes[at + 1] == b'+';
         copied = at + len;
         count += 1;
-        span = Some((span.map_or(at, |s| s.0), copied));
+        first.get_or_insert(at);
     }
-    let (start, end) = span.filter(|_| count >= MIN_ESCAPES)?;
+    let (start, end) = (first.filter(|_| count >= MIN_ESCAPES)?, copied);
     out.push_str(&text[copied..]);
     let decoded = &out[start..out.len() - (text.len() - end)];
     let letters = decoded.chars().filter(|c| c.is_alphabetic()).count();
