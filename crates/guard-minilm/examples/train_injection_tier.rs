@@ -45,6 +45,15 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value_t = 1)]
     epochs: usize,
+    /// Continue from a file this trainer wrote (its trained layers and head) instead of the base
+    /// model and a zero head; with `--start-epoch`, a run that stopped after an epoch goes on
+    /// where it left off (the optimizer's moments start afresh).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// The number of the first epoch this run trains (1-based): it sets where the learning rate
+    /// is on its fall, the epoch's batch order and the checkpoint names.
+    #[arg(long, default_value_t = 1)]
+    start_epoch: usize,
     /// The learning rates fall linearly to a tenth over this many epochs (default: `--epochs`);
     /// a run of fewer epochs is then the start of a longer one.
     #[arg(long)]
@@ -173,6 +182,16 @@ fn evaluate(batches: &[CachedBatch], examples: &[Example], trained: &[Layer], he
     Ok(())
 }
 
+/// A fixed permutation per epoch (Fisher-Yates with a linear congruential generator), so a
+/// rerun trains on the same sequence.
+fn shuffle(batches: &mut [CachedBatch], epoch: usize) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ epoch as u64;
+    for i in (1..batches.len()).rev() {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        batches.swap(i, (state >> 33) as usize % (i + 1));
+    }
+}
+
 fn save(trained: &[Layer], first: usize, head: &Linear, path: &PathBuf) -> Result<()> {
     let mut named = head.named(HEAD)?;
     for (k, layer) in trained.iter().enumerate() {
@@ -189,10 +208,22 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let config: Config = serde_json::from_str(&std::fs::read_to_string(args.model.join("config.json"))?)?;
     let tokenizer = WordPiece::from_vocab(&std::fs::read_to_string(args.model.join("vocab.txt"))?)?;
-    let weights = Weights(load_safetensors(&args.model.join("model.safetensors"), &device)?);
+    let mut weights = load_safetensors(&args.model.join("model.safetensors"), &device)?;
     if args.train_from >= config.num_hidden_layers {
         bail!("--train-from must be below the {} layers", config.num_hidden_layers);
     }
+    if args.start_epoch == 0 {
+        bail!("--start-epoch counts from 1");
+    }
+    if let Some(path) = &args.resume {
+        let resumed = load_safetensors(path, &device)?;
+        let first = format!("encoder.layer.{}.", args.train_from);
+        if !resumed.contains_key(&format!("{HEAD}.weight")) || !resumed.keys().any(|k| k.starts_with(&first)) {
+            bail!("{} was not written by this trainer with --train-from {}", path.display(), args.train_from);
+        }
+        weights.extend(resumed);
+    }
+    let weights = Weights(weights);
 
     let mut train = read_examples(&args.train, &tokenizer, false)?;
     let mut texts = train.last().map_or(0, |e| e.text + 1);
@@ -232,8 +263,13 @@ fn main() -> Result<()> {
     let trained: Vec<Layer> = (args.train_from..config.num_hidden_layers)
         .map(|i| Layer::load(&weights, i, &config, &mut trainable))
         .collect::<candle_core::Result<_>>()?;
-    let head_weight = Var::zeros((config.hidden_size, 2), DType::F32, &device)?;
-    let head_bias = Var::zeros(2, DType::F32, &device)?;
+    let (head_weight, head_bias) = match &args.resume {
+        Some(_) => {
+            let resumed = Linear::load(&weights, HEAD, &mut model::frozen)?;
+            (Var::from_tensor(&resumed.weight_t)?, Var::from_tensor(&resumed.bias)?)
+        }
+        None => (Var::zeros((config.hidden_size, 2), DType::F32, &device)?, Var::zeros(2, DType::F32, &device)?),
+    };
     let head = Linear { weight_t: head_weight.as_tensor().clone(), bias: head_bias.as_tensor().clone() };
 
     let mut batches = cache(&train, args.batch, &embeddings, &frozen, &device)?;
@@ -243,16 +279,15 @@ fn main() -> Result<()> {
     let params = |lr| ParamsAdamW { lr, weight_decay: 0.01, ..Default::default() };
     let mut layer_opt = AdamW::new(vars, params(args.lr))?;
     let mut head_opt = AdamW::new(vec![head_weight, head_bias], params(args.head_lr))?;
-    let total_steps = (args.decay_over.unwrap_or(args.epochs).max(args.epochs) * batches.len()) as f64;
-    let mut step = 0usize;
-    for epoch in 0..args.epochs {
-        // A fixed permutation per epoch (Fisher-Yates with a linear congruential generator),
-        // so a rerun trains on the same sequence.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ epoch as u64;
-        for i in (1..batches.len()).rev() {
-            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            batches.swap(i, (state >> 33) as usize % (i + 1));
-        }
+    let last_epoch = args.start_epoch - 1 + args.epochs;
+    let total_steps = (args.decay_over.unwrap_or(last_epoch).max(last_epoch) * batches.len()) as f64;
+    let mut step = (args.start_epoch - 1) * batches.len();
+    // Each epoch permutes the previous epoch's order; a resumed run replays the skipped ones.
+    for epoch in 0..args.start_epoch - 1 {
+        shuffle(&mut batches, epoch);
+    }
+    for epoch in args.start_epoch - 1..last_epoch {
+        shuffle(&mut batches, epoch);
         let epoch_start = Instant::now();
         let mut loss_sum = 0.0;
         for (n, b) in batches.iter().enumerate() {

@@ -73,18 +73,31 @@ pub struct DeepConfig {
     /// Classifier probabilities in `[low, high)` are re-checked by the tier, whose verdict then
     /// replaces the classifier's. Default: the band picked on the validation splits.
     pub band: Option<[f32; 2]>,
-    /// Tier probability at or above which a re-checked text is reported. Default: picked on
+    /// Texts of at most this many bytes and two words or more are re-checked whatever their
+    /// classifier score below the band (one window of the model: about 18 ms). Short
+    /// social-engineering lines are what the classifier misses most. 0 turns this off.
+    pub short_text_bytes: Option<usize>,
+    /// How much the classifier's score counts in the verdict on a re-checked text, from 0 (the
+    /// tier decides alone) to 1: the verdict is the weighted mean of the two scores' log-odds.
+    pub classifier_weight: Option<f32>,
+    /// Verdict probability at or above which a re-checked text is reported. Default: picked on
     /// the validation splits.
     pub threshold: Option<f32>,
 }
 
-/// The band and threshold picked on the validation splits (GUARDRAILS.md) for the committed
-/// classifier and tier together with the phrase rules: about the highest recall at a
-/// false-positive rate of at most 1 % there and on benign technical documents, whole and line
-/// by line, in round numbers. Fewer than 1 % of benign documents score 0.3 or more, so most
-/// tool results never reach the tier.
+/// The settings picked on the validation splits (GUARDRAILS.md) for the committed classifier
+/// and tier together with the phrase rules: about the highest recall at a false-positive rate
+/// of at most 1 % there and on benign technical documents, whole and line by line, in round
+/// numbers. Fewer than 1 % of benign documents score 0.3 or more, so most long tool results
+/// never reach the tier; short texts do, which is where the classifier misses most.
 pub const DEFAULT_DEEP_BAND: [f32; 2] = [0.3, 1.0];
-pub const DEFAULT_DEEP_THRESHOLD: f32 = 0.7;
+pub const DEFAULT_DEEP_SHORT_TEXT_BYTES: usize = 256;
+pub const DEFAULT_DEEP_CLASSIFIER_WEIGHT: f32 = 0.25;
+pub const DEFAULT_DEEP_THRESHOLD: f32 = 0.72;
+
+/// Log-odds beyond this are taken as this when the scores are mixed: a classifier that is sure
+/// a text is benign (it scores most texts near 0) must not cancel a tier that is sure it is not.
+const MAX_LOG_ODDS: f32 = 5.0;
 
 /// A slower, stronger model the scanner asks about the texts its classifier finds borderline.
 pub trait SecondOpinion: Send + Sync {
@@ -97,7 +110,28 @@ pub trait SecondOpinion: Send + Sync {
 struct Deep {
     opinion: Arc<dyn SecondOpinion>,
     band: [f32; 2],
+    short_text_bytes: usize,
+    classifier_weight: f32,
     threshold: f32,
+}
+
+impl Deep {
+    /// Whether the tier re-checks `text`, which the classifier scored `p`.
+    fn reads(&self, text: &str, p: f32) -> bool {
+        let short = || text.len() <= self.short_text_bytes && text.trim().contains(char::is_whitespace);
+        p < self.band[1] && (self.band[0] <= p || short())
+    }
+
+    /// The verdict probability from the classifier's `p` and the tier's `q`.
+    fn verdict(&self, p: f32, q: f32) -> f32 {
+        if self.classifier_weight == 0.0 {
+            return q;
+        }
+        let log_odds = |x: f32| (x / (1.0 - x)).ln().clamp(-MAX_LOG_ODDS, MAX_LOG_ODDS);
+        let w = self.classifier_weight;
+        let mixed = w * log_odds(p) + (1.0 - w) * log_odds(q);
+        1.0 / (1.0 + (-mixed).exp())
+    }
 }
 
 /// The compiled injection detectors.
@@ -160,7 +194,12 @@ impl InjectionScanner {
                 }
                 let threshold =
                     probability("injection.deep.threshold", deep.threshold.unwrap_or(DEFAULT_DEEP_THRESHOLD))?;
-                Some(Deep { opinion, band, threshold })
+                let classifier_weight = probability(
+                    "injection.deep.classifier_weight",
+                    deep.classifier_weight.unwrap_or(DEFAULT_DEEP_CLASSIFIER_WEIGHT),
+                )?;
+                let short_text_bytes = deep.short_text_bytes.unwrap_or(DEFAULT_DEEP_SHORT_TEXT_BYTES);
+                Some(Deep { opinion, band, short_text_bytes, classifier_weight, threshold })
             }
             (Some(_), None) => return Err(crate::ConfigError::new(
                 "injection.deep",
@@ -238,10 +277,10 @@ impl InjectionScanner {
         if let Some(model) = self.model.as_ref().filter(|_| classifier) {
             let (p, s, e) = model.score(&n.text);
             let (s, e) = n.original_span(s, e);
-            match self.deep.as_ref().filter(|d| d.band[0] <= p && p < d.band[1]) {
-                Some(deep) => match deep.opinion.injection_probability(raw) {
-                    Some(q) if q >= deep.threshold => {
-                        out.push(Finding::new("injection.deep", Category::Injection, s, e, q))
+            match self.deep.as_ref().filter(|d| d.reads(raw, p)) {
+                Some(deep) => match deep.opinion.injection_probability(raw).map(|q| deep.verdict(p, q)) {
+                    Some(v) if v >= deep.threshold => {
+                        out.push(Finding::new("injection.deep", Category::Injection, s, e, v))
                     }
                     Some(_) => {}
                     None if p >= self.threshold => {
@@ -322,14 +361,25 @@ mod tests {
         }
     }
 
-    fn with_oracle(band: [f32; 2], verdicts: Vec<(&'static str, Option<f32>)>) -> (InjectionScanner, Arc<Oracle>) {
+    /// The tier on the classifier scores in `band` only, deciding alone at 0.5.
+    fn band_only(band: [f32; 2]) -> DeepConfig {
+        DeepConfig {
+            band: Some(band),
+            short_text_bytes: Some(0),
+            classifier_weight: Some(0.0),
+            threshold: Some(0.5),
+            ..DeepConfig::default()
+        }
+    }
+
+    fn with_oracle(deep: DeepConfig, verdicts: Vec<(&'static str, Option<f32>)>) -> (InjectionScanner, Arc<Oracle>) {
         let oracle = Arc::new(Oracle { verdicts, asked: Default::default() });
-        let config = InjectionConfig {
-            decode: false,
-            deep: Some(DeepConfig { band: Some(band), threshold: Some(0.5), ..DeepConfig::default() }),
-            ..InjectionConfig::default()
-        };
+        let config = InjectionConfig { decode: false, deep: Some(deep), ..InjectionConfig::default() };
         (InjectionScanner::with_second_opinion(&config, Some(oracle.clone())).unwrap(), oracle)
+    }
+
+    fn asked(oracle: &Oracle) -> usize {
+        oracle.asked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn detectors(scanner: &InjectionScanner, text: &str) -> Vec<String> {
@@ -348,21 +398,63 @@ mod tests {
         assert!(p_benign < plain.threshold && p_attack >= plain.threshold, "{p_benign} {p_attack}");
 
         // Both texts in the band: the tier's verdict replaces the classifier's, both ways.
-        let (scanner, oracle) = with_oracle([0.0, 1.0], vec![("build", Some(0.9)), ("disregard", Some(0.1))]);
+        let (scanner, oracle) =
+            with_oracle(band_only([0.0, 1.0]), vec![("build", Some(0.9)), ("disregard", Some(0.1))]);
         assert_eq!(detectors(&scanner, benign), ["injection.deep"]);
         assert!(!detectors(&scanner, attack).iter().any(|d| d == "injection.classifier" || d == "injection.deep"));
-        assert_eq!(oracle.asked.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(asked(&oracle), 2);
 
         // Outside the band the tier is not asked and the classifier decides.
-        let (scanner, oracle) = with_oracle([p_benign + 0.001, p_benign + 0.002], vec![("", Some(0.9))]);
+        let (scanner, oracle) = with_oracle(band_only([p_benign + 0.001, p_benign + 0.002]), vec![("", Some(0.9))]);
         assert!(detectors(&scanner, benign).is_empty());
         assert!(detectors(&scanner, attack).contains(&"injection.classifier".to_owned()));
-        assert_eq!(oracle.asked.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(asked(&oracle), 0);
 
         // A tier that cannot answer leaves the classifier's verdict.
-        let (scanner, _) = with_oracle([0.0, 1.0], vec![("", None)]);
+        let (scanner, _) = with_oracle(band_only([0.0, 1.0]), vec![("", None)]);
         assert!(detectors(&scanner, attack).contains(&"injection.classifier".to_owned()));
         assert!(detectors(&scanner, benign).is_empty());
+    }
+
+    #[test]
+    fn short_texts_reach_the_tier_below_the_band() {
+        let short = "the build finished in 12 seconds";
+        let long = "the build finished in 12 seconds, and the release notes were published to the project site";
+        let deep = DeepConfig { short_text_bytes: Some(short.len()), ..band_only([0.99, 1.0]) };
+        let (scanner, oracle) = with_oracle(deep, vec![("", Some(0.9))]);
+        assert_eq!(detectors(&scanner, short), ["injection.deep"]);
+        assert_eq!(asked(&oracle), 1);
+        // Longer than the limit, or a single word (an id, a path, a name): the band decides.
+        assert!(detectors(&scanner, long).is_empty());
+        assert!(detectors(&scanner, "  deploy-2026-12-07  ").is_empty());
+        assert_eq!(asked(&oracle), 1);
+    }
+
+    #[test]
+    fn the_classifier_score_counts_in_the_verdict_by_its_weight() {
+        let benign = "the build finished in 12 seconds";
+        // The classifier scores this text near 0: alone the tier's 0.9 flags it; with the
+        // classifier at half weight the two log-odds cancel to below 0.5.
+        let (alone, _) = with_oracle(band_only([0.0, 1.0]), vec![("", Some(0.9))]);
+        assert_eq!(detectors(&alone, benign), ["injection.deep"]);
+        let mixed = DeepConfig { classifier_weight: Some(0.5), ..band_only([0.0, 1.0]) };
+        let (mixed, _) = with_oracle(mixed, vec![("", Some(0.9))]);
+        assert!(detectors(&mixed, benign).is_empty());
+
+        let deep = |w: f32| Deep {
+            opinion: Arc::new(Oracle { verdicts: vec![], asked: Default::default() }),
+            band: [0.0, 1.0],
+            short_text_bytes: 0,
+            classifier_weight: w,
+            threshold: 0.5,
+        };
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        assert_eq!(deep(0.0).verdict(0.0, 0.83), 0.83);
+        assert!(close(deep(0.3).verdict(0.9, 0.9), 0.9));
+        assert!(close(deep(1.0).verdict(0.2, 0.9), 0.2));
+        // Certainty both ways is bounded, so it mixes to a number, not NaN.
+        assert!(close(deep(0.5).verdict(1.0, 0.0), 0.5));
+        assert!(close(deep(0.2).verdict(0.0, 1.0), 1.0 / (1.0 + (-3.0f32).exp())), "0.2 × -5 + 0.8 × 5 = 3");
     }
 
     #[test]
@@ -378,6 +470,11 @@ mod tests {
         assert_eq!(err(&deep([0.5, 0.2], 0.5), Some(oracle.clone())).path, "injection.deep.band");
         assert_eq!(err(&deep([0.1, 1.2], 0.5), Some(oracle.clone())).path, "injection.deep.band");
         assert_eq!(err(&deep([0.1, 0.9], -1.0), Some(oracle.clone())).path, "injection.deep.threshold");
+        let heavy = InjectionConfig {
+            deep: Some(DeepConfig { classifier_weight: Some(2.0), ..DeepConfig::default() }),
+            ..InjectionConfig::default()
+        };
+        assert_eq!(err(&heavy, Some(oracle.clone())).path, "injection.deep.classifier_weight");
         // Asked for but not loaded, or loaded but not asked for: a bug of the caller, said so.
         assert!(err(&deep([0.1, 0.9], 0.5), None).message.contains("not loaded"));
         assert_eq!(err(&InjectionConfig::default(), Some(oracle.clone())).path, "injection.deep");
