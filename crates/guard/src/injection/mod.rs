@@ -3,8 +3,8 @@
 //! phrase rules ([`heuristics`]) and a trained classifier ([`classifier`]); base64, hex,
 //! percent-encoded and rot13 segments, text spelled in character escapes, words spelled out
 //! one character at a time and leetspeak are decoded and checked the same way. An optional
-//! [`SecondOpinion`] (the deeper MiniLM tier, loaded outside this crate) re-checks the texts the
-//! classifier scores in a borderline band and then decides them.
+//! [`SecondOpinion`] (the deeper MiniLM tier, loaded outside this crate) re-checks short texts and
+//! the texts the classifier scores in a borderline band, and then decides them.
 
 pub mod classifier;
 pub mod features;
@@ -48,8 +48,8 @@ pub struct InjectionConfig {
     /// Decode base64 / hex / percent-encoded / rot13 segments and character escapes
     /// (`&#73;`, `\u0049`, `U+0049`) and scan what they hide.
     pub decode: bool,
-    /// The deeper tier (`injection.deep`): a fine-tuned MiniLM that decides the texts the
-    /// classifier finds borderline. Off unless given; costs milliseconds per text it reads.
+    /// The deeper tier (`injection.deep`): a fine-tuned MiniLM that decides short texts and the
+    /// texts the classifier finds borderline. Off unless given; costs milliseconds per text it reads.
     pub deep: Option<DeepConfig>,
 }
 
@@ -99,7 +99,8 @@ pub const DEFAULT_DEEP_THRESHOLD: f32 = 0.72;
 /// a text is benign (it scores most texts near 0) must not cancel a tier that is sure it is not.
 const MAX_LOG_ODDS: f32 = 5.0;
 
-/// A slower, stronger model the scanner asks about the texts its classifier finds borderline.
+/// A slower, stronger model the scanner asks about short texts and the texts its classifier finds
+/// borderline.
 pub trait SecondOpinion: Send + Sync {
     /// The probability that `text` (as written, not normalized) is an injection, or `None` when
     /// it could not be scored, in which case the classifier's verdict stands.
