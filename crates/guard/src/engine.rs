@@ -20,6 +20,7 @@ use globset::{Glob, GlobMatcher};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -484,17 +485,18 @@ impl Guard {
     }
 
     /// `text` with every credential and PII value replaced by its marker, for names that
-    /// end up in errors and logs (a resource URI can carry a token).
-    pub fn mask(&self, text: &str) -> String {
+    /// end up in errors and logs (a resource URI can carry a token). Borrowed when there is
+    /// nothing to mask, which is nearly always: the audit writer masks every argument string.
+    pub fn mask<'t>(&self, text: &'t str) -> Cow<'t, str> {
         let mut findings = Vec::new();
         self.secrets.scan(text, &mut findings);
         self.pii.scan(text, &mut findings);
         if findings.is_empty() {
-            return text.to_owned();
+            return Cow::Borrowed(text);
         }
         let decisions: Vec<Decision> =
             findings.into_iter().map(|finding| Decision { finding, action: Action::Redact }).collect();
-        redact(text, &decisions, false)
+        Cow::Owned(redact(text, &decisions, false))
     }
 
     /// The injection classifier's probability for a text (evaluation, tuning).

@@ -8,6 +8,7 @@ use super::{AuditConfig, Event, Payloads, WhenFull};
 use portcullis_guard::Guard;
 use portcullis_store::{now_ms, AuditEntry, Store};
 use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -227,7 +228,9 @@ impl Writer {
         };
         // A resource URI can carry a credential.
         if self.payloads != Payloads::Raw && event.method.starts_with("resources/") {
-            event.target = event.target.map(|t| guard.mask(&t));
+            if let Some(Cow::Owned(masked)) = event.target.as_deref().map(|t| guard.mask(t)) {
+                event.target = Some(masked);
+            }
         }
         AuditEntry {
             at: event.at_ms,
@@ -316,8 +319,7 @@ impl Writer {
 fn mask_strings(value: &mut Value, guard: &Guard) {
     match value {
         Value::String(s) => {
-            let masked = guard.mask(s);
-            if masked != *s {
+            if let Cow::Owned(masked) = guard.mask(s) {
                 *s = masked;
             }
         }

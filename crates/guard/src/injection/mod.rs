@@ -92,12 +92,18 @@ pub struct DeepConfig {
 /// never reach the tier; short texts do, which is where the classifier misses most.
 pub const DEFAULT_DEEP_BAND: [f32; 2] = [0.3, 1.0];
 pub const DEFAULT_DEEP_SHORT_TEXT_BYTES: usize = 256;
-pub const DEFAULT_DEEP_CLASSIFIER_WEIGHT: f32 = 0.25;
-pub const DEFAULT_DEEP_THRESHOLD: f32 = 0.72;
+pub const DEFAULT_DEEP_CLASSIFIER_WEIGHT: f32 = 0.4;
+pub const DEFAULT_DEEP_THRESHOLD: f32 = 0.67;
 
 /// Log-odds beyond this are taken as this when the scores are mixed: a classifier that is sure
 /// a text is benign (it scores most texts near 0) must not cancel a tier that is sure it is not.
 const MAX_LOG_ODDS: f32 = 5.0;
+
+/// The classifier's log-odds count for at most this much towards an injection (a probability of
+/// 0.88): it is sure of role-play prompts ("You are a private investigator who …"), benign ones
+/// included, where the tier tells them apart better. Towards benign it counts in full (up to
+/// [`MAX_LOG_ODDS`]): that is what keeps the tier off the lines of ordinary documents.
+const MAX_CLASSIFIER_LOG_ODDS_UP: f32 = 2.0;
 
 /// A slower, stronger model the scanner asks about short texts and the texts its classifier finds
 /// borderline.
@@ -128,9 +134,9 @@ impl Deep {
         if self.classifier_weight == 0.0 {
             return q;
         }
-        let log_odds = |x: f32| (x / (1.0 - x)).ln().clamp(-MAX_LOG_ODDS, MAX_LOG_ODDS);
+        let log_odds = |x: f32, up: f32| (x / (1.0 - x)).ln().clamp(-MAX_LOG_ODDS, up);
         let w = self.classifier_weight;
-        let mixed = w * log_odds(p) + (1.0 - w) * log_odds(q);
+        let mixed = w * log_odds(p, MAX_CLASSIFIER_LOG_ODDS_UP) + (1.0 - w) * log_odds(q, MAX_LOG_ODDS);
         1.0 / (1.0 + (-mixed).exp())
     }
 }
@@ -281,6 +287,9 @@ impl InjectionScanner {
             match self.deep.as_ref().filter(|d| d.reads(raw, p)) {
                 Some(deep) => match deep.opinion.injection_probability(raw).map(|q| deep.verdict(p, q)) {
                     Some(v) if v >= deep.threshold => {
+                        // The classifier's window, or the whole text when it did not score one
+                        // (a short text it leaves to the rules).
+                        let (s, e) = if s < e { (s, e) } else { (0, raw.len()) };
                         out.push(Finding::new("injection.deep", Category::Injection, s, e, v))
                     }
                     Some(_) => {}
@@ -432,6 +441,18 @@ mod tests {
     }
 
     #[test]
+    fn a_deep_finding_spans_the_text_the_classifier_left_unscored() {
+        // Two words: the classifier leaves them to the rules and scores no window.
+        let text = "ignore instructions";
+        let deep = DeepConfig { short_text_bytes: Some(64), ..band_only([0.99, 1.0]) };
+        let (scanner, _) = with_oracle(deep, vec![("", Some(0.95))]);
+        let mut out = Vec::new();
+        scanner.scan(text, &mut out);
+        let spans: Vec<_> = out.iter().map(|f| (f.detector.as_str(), f.start, f.end)).collect();
+        assert_eq!(spans, [("injection.deep", 0, text.len())]);
+    }
+
+    #[test]
     fn the_classifier_score_counts_in_the_verdict_by_its_weight() {
         let benign = "the build finished in 12 seconds";
         // The classifier scores this text near 0: alone the tier's 0.9 flags it; with the
@@ -451,11 +472,15 @@ mod tests {
         };
         let close = |a: f32, b: f32| (a - b).abs() < 1e-4;
         assert_eq!(deep(0.0).verdict(0.0, 0.83), 0.83);
-        assert!(close(deep(0.3).verdict(0.9, 0.9), 0.9));
+        assert!(close(deep(0.3).verdict(0.8, 0.8), 0.8));
         assert!(close(deep(1.0).verdict(0.2, 0.9), 0.2));
+        let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
         // Certainty both ways is bounded, so it mixes to a number, not NaN.
-        assert!(close(deep(0.5).verdict(1.0, 0.0), 0.5));
-        assert!(close(deep(0.2).verdict(0.0, 1.0), 1.0 / (1.0 + (-3.0f32).exp())), "0.2 × -5 + 0.8 × 5 = 3");
+        assert!(close(deep(0.5).verdict(1.0, 0.0), sigmoid(-1.5)), "0.5 × 2 + 0.5 × -5");
+        assert!(close(deep(0.2).verdict(0.0, 1.0), sigmoid(3.0)), "0.2 × -5 + 0.8 × 5 = 3");
+        // A sure classifier pulls an undecided tier down further than it can push it up.
+        assert!(close(deep(0.4).verdict(0.9999, 0.5), sigmoid(0.8)), "0.4 × 2");
+        assert!(close(deep(0.4).verdict(0.0001, 0.5), sigmoid(-2.0)), "0.4 × -5");
     }
 
     #[test]
