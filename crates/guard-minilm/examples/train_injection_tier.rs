@@ -1,7 +1,7 @@
-//! Fine-tunes the layers (from `--train-from` up) of all-MiniLM-L6-v2 and a classification head on labelled JSON Lines
-//! (`{"text": …, "label": 0|1}`), and writes what changed to a safetensors file that
-//! `InjectionTier::load` overlays on the base model. `scripts/train-injection-tier.sh` runs it on
-//! the public train splits; see GUARDRAILS.md.
+//! Fine-tunes the layers (from `--train-from` up) of all-MiniLM-L6-v2 and a classification head
+//! on labelled JSON Lines (`{"text": …, "label": 0|1}`), and writes what changed to a safetensors
+//! file that `InjectionTier::load` overlays on the base model. `scripts/train-injection-tier.sh`
+//! runs it on the public train splits; see GUARDRAILS.md.
 //!
 //! A text longer than one window of `MAX_PIECES` is read the way the gateway reads it, in
 //! overlapping windows: the first and the last window of a benign text are benign examples (a
