@@ -78,7 +78,8 @@ pub struct DeepConfig {
     /// social-engineering lines are what the classifier misses most. 0 turns this off.
     pub short_text_bytes: Option<usize>,
     /// How much the classifier's score counts in the verdict on a re-checked text, from 0 (the
-    /// tier decides alone) to 1: the verdict is the weighted mean of the two scores' log-odds.
+    /// tier decides alone) to 1: the verdict is the weighted mean of the two scores' log-odds,
+    /// the classifier's capped towards an injection at a probability of 0.88.
     pub classifier_weight: Option<f32>,
     /// Verdict probability at or above which a re-checked text is reported. Default: picked on
     /// the validation splits.
