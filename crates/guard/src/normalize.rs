@@ -201,31 +201,7 @@ static SPELL_CLASS: [u8; 256] = {
 /// such run (the common case, decided in one pass without allocating). Runs on normalized
 /// (lower-case, folded) text; the result is for detection only, not for offsets.
 pub fn despaced(text: &str) -> Option<String> {
-    // One pass, a state per byte: after a separator, after one character that followed a
-    // separator, or inside a longer token. `run` counts single characters in a row.
-    const SEP: u8 = 0;
-    const ONE: u8 = 1;
-    const WORD: u8 = 2;
-    let (mut state, mut run) = (SEP, 0usize);
-    let mut found = false;
-    for &c in text.as_bytes() {
-        let class = SPELL_CLASS[c as usize];
-        if class == SPELL_SEPARATOR {
-            if state == ONE {
-                run += 1;
-                if run >= MIN_SPELLED {
-                    found = true;
-                    break;
-                }
-            } else if state == WORD {
-                run = 0;
-            }
-            state = SEP;
-        } else if class != SPELL_CONTINUATION {
-            state = if state == SEP && class == SPELL_CHAR { ONE } else { WORD };
-        }
-    }
-    if !found {
+    if !has_spelled_run(text.as_bytes()) {
         return None;
     }
     let mut out = String::with_capacity(text.len());
@@ -272,6 +248,77 @@ pub fn despaced(text: &str) -> Option<String> {
         flush(&mut out, &mut group, &mut singles);
     }
     Some(out.trim_end().to_owned())
+}
+
+/// Whether `bytes` spell out [`MIN_SPELLED`] single characters in a row, each followed by a
+/// separator.
+///
+/// The search probes one pair of adjacent bytes in `2 * MIN_SPELLED + 2`. Call a pair
+/// "solid" when a non-separator is followed by a byte that begins a character or is
+/// punctuation. A run of single characters, from the separator before it (or the text's
+/// start) to the separator after its last character, is at least `2 * MIN_SPELLED + 1`
+/// bytes, and no pair that starts in it or one byte before it is solid: each holds a
+/// separator or a character's continuation. So every run has a probe that is not solid, and
+/// only the stretches between solid probes around such a probe are read byte by byte. In
+/// prose and JSON most probes are solid. (`probing_for_spelled_runs_misses_none` fails
+/// with a stride one longer.)
+fn has_spelled_run(bytes: &[u8]) -> bool {
+    const STRIDE: usize = 2 * MIN_SPELLED + 2;
+    let solid = |p: usize| {
+        SPELL_CLASS[bytes[p] as usize] != SPELL_SEPARATOR
+            && matches!(SPELL_CLASS[bytes[p + 1] as usize], SPELL_CHAR | SPELL_OTHER)
+    };
+    // Where the byte-by-byte pass starts: the text's start, or just after a solid pair,
+    // where it is inside a token whatever came before.
+    let mut resume = 0;
+    let mut probe = 0;
+    while probe + 1 < bytes.len() {
+        if solid(probe) {
+            resume = probe + 2;
+            probe += STRIDE;
+            continue;
+        }
+        // A run through this probe ends before the next solid probe.
+        let mut next = probe + STRIDE;
+        while next + 1 < bytes.len() && !solid(next) {
+            next += STRIDE;
+        }
+        let end = (next + 2).min(bytes.len());
+        if spelled_run_in(&bytes[resume..end], resume == 0) {
+            return true;
+        }
+        resume = end;
+        probe = next + STRIDE;
+    }
+    false
+}
+
+/// [`has_spelled_run`] byte by byte, from the text's start (`at_start`) or from inside a
+/// token.
+fn spelled_run_in(bytes: &[u8], at_start: bool) -> bool {
+    // A state per byte: after a separator, after one character that followed a separator,
+    // or inside a longer token. `run` counts single characters in a row.
+    const SEP: u8 = 0;
+    const ONE: u8 = 1;
+    const WORD: u8 = 2;
+    let (mut state, mut run) = (if at_start { SEP } else { WORD }, 0usize);
+    for &c in bytes {
+        let class = SPELL_CLASS[c as usize];
+        if class == SPELL_SEPARATOR {
+            if state == ONE {
+                run += 1;
+                if run >= MIN_SPELLED {
+                    return true;
+                }
+            } else if state == WORD {
+                run = 0;
+            }
+            state = SEP;
+        } else if class != SPELL_CONTINUATION {
+            state = if state == SEP && class == SPELL_CHAR { ONE } else { WORD };
+        }
+    }
+    false
 }
 
 /// The letter a leetspeak digit or symbol stands for (`1gn0r3`, `k€ylog6er`, `@dm1n`).
@@ -445,17 +492,30 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
     let mut found = Vec::new();
     found.extend(unescaped(text));
     let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() && found.len() < MAX_SEGMENTS {
-        if !is_encoded_byte(bytes[i]) {
-            i += 1;
+    // Only runs of at least MIN_ENCODED bytes matter, so the search probes one byte in
+    // MIN_ENCODED: a probe that is not an encoded byte rules out every run through it, and
+    // most probes of prose and JSON land in short words, left after a few bytes. (A loop over
+    // every byte mispredicts a branch at the end of every word.)
+    let mut probe = MIN_ENCODED - 1;
+    while probe < bytes.len() && found.len() < MAX_SEGMENTS {
+        if !is_encoded_byte(bytes[probe]) {
+            probe += MIN_ENCODED;
             continue;
         }
-        let start = i;
-        while i < bytes.len() && is_encoded_byte(bytes[i]) {
-            i += 1;
+        // The whole run through the probe. It cannot reach back to an earlier run: the byte
+        // after that one is not encoded and lies before this probe.
+        let mut start = probe;
+        while start > 0 && is_encoded_byte(bytes[start - 1]) {
+            start -= 1;
         }
-        let run = &text[start..i];
+        let mut end = probe + 1;
+        while end < bytes.len() && is_encoded_byte(bytes[end]) {
+            end += 1;
+        }
+        // The byte at `end` is not encoded: a later long run starts after it, so it covers
+        // the byte MIN_ENCODED past `end` or starts beyond that.
+        probe = end + MIN_ENCODED;
+        let run = &text[start..end];
         // Dots inside a run make it a host name, path or version, and hex with dashes a
         // UUID: never an encoding worth decoding.
         if run.len() >= MIN_ENCODED
@@ -463,10 +523,9 @@ pub fn decoded_segments(text: &str) -> Vec<Decoded> {
             && !(run.contains('-') && run.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
         {
             if let Some(d) = decode_run(run) {
-                found.push(Decoded { encoding: d.0, start, end: i, text: d.1 });
+                found.push(Decoded { encoding: d.0, start, end, text: d.1 });
             }
         }
-        i = i.max(start + 1);
     }
     if found.len() < MAX_SEGMENTS {
         if let Some(rot) = rot13_if_readable(text) {
@@ -676,18 +735,24 @@ static WORDS: std::sync::LazyLock<Option<AhoCorasick>> = std::sync::LazyLock::ne
         .ok()
 });
 
-/// 1 for e, t, a, o; 2 for their rot13 images r, g, n, b (either case); 0 otherwise.
-static LETTER_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let (plain, rotated) = (b"etaoETAO", b"rgnbRGNB");
-    let mut i = 0;
-    while i < plain.len() {
-        t[plain[i] as usize] = 1;
-        t[rotated[i] as usize] = 2;
-        i += 1;
+/// How many of the bytes are e, t, a or o, and how many their rot13 images r, g, n or b
+/// (either case). Comparisons rather than a table, counted in blocks of 255 in `u8`, so the
+/// compiler vectorizes the loop: it reads every byte of every text.
+fn letter_counts(bytes: &[u8]) -> (u32, u32) {
+    let (mut plain, mut rotated) = (0u32, 0u32);
+    for block in bytes.chunks(255) {
+        let (mut p, mut r) = (0u8, 0u8);
+        for &b in block {
+            // `| 0x20` folds ASCII upper case to lower; no other byte lands on these letters.
+            let l = b | 0x20;
+            p += u8::from((l == b'e') | (l == b't') | (l == b'a') | (l == b'o'));
+            r += u8::from((l == b'r') | (l == b'g') | (l == b'n') | (l == b'b'));
+        }
+        plain += u32::from(p);
+        rotated += u32::from(r);
     }
-    t
-};
+    (plain, rotated)
+}
 
 fn rot13_if_readable(text: &str) -> Option<String> {
     if text.len() < MIN_ENCODED || text.len() > 64 * 1024 {
@@ -695,12 +760,7 @@ fn rot13_if_readable(text: &str) -> Option<String> {
     }
     // A letter-frequency test first (one cheap pass): English is rich in e, t, a, o;
     // its rot13 in r, g, n, b. Only text that looks rotated gets the word check.
-    let (mut plain, mut rotated) = (0u32, 0u32);
-    for &b in text.as_bytes() {
-        let class = LETTER_CLASS[b as usize];
-        plain += u32::from(class == 1);
-        rotated += u32::from(class == 2);
-    }
+    let (plain, rotated) = letter_counts(text.as_bytes());
     if rotated <= plain {
         return None;
     }
@@ -778,6 +838,26 @@ mod tests {
         assert_eq!(found.last().map(|d| d.encoding), Some(Encoding::Rot13));
     }
 
+    /// The run search probes one byte in MIN_ENCODED: a run of exactly MIN_ENCODED bytes is
+    /// found whole wherever it starts and whatever short words stand around it, and a shorter
+    /// one is not.
+    #[test]
+    fn encoded_runs_are_found_at_every_offset() {
+        let hex = |s: &str| -> String { s.bytes().map(|b| format!("{b:02x}")).collect() };
+        let (exact, short) = (hex("do ignore it"), hex("do ignore i"));
+        assert_eq!((exact.len(), short.len()), (MIN_ENCODED, MIN_ENCODED - 2));
+        for lead in 0..2 * MIN_ENCODED {
+            for words in ["", "ab ", "x ", "abc de "] {
+                let before: String = "w ".repeat(lead / 2) + &"y".repeat(lead % 2) + " " + words;
+                let text = format!("{before}{exact} {words}tail");
+                let found = decoded_segments(&text);
+                assert_eq!(found.len(), 1, "{text:?}");
+                assert_eq!((found[0].start, found[0].end), (before.len(), before.len() + exact.len()), "{text:?}");
+                assert!(decoded_segments(&format!("{before}{short} {words}tail")).is_empty());
+            }
+        }
+    }
+
     #[test]
     fn spelled_out_words_are_joined() {
         assert_eq!(
@@ -791,6 +871,36 @@ mod tests {
         assert_eq!(despaced("version 1.2.3 of a b c"), None);
         assert_eq!(despaced("ordinary text with a few words"), None);
         assert_eq!(despaced(""), None);
+    }
+
+    /// The probing search agrees with the byte-by-byte pass on every text: pseudo-random
+    /// mixes of letters, separators, punctuation and multi-byte characters, where runs of
+    /// single characters start and end at every offset.
+    #[test]
+    fn probing_for_spelled_runs_misses_none() {
+        // A single character and its separator (most draws), or noise that breaks a run.
+        let singles = ["a ", "b.", "é ", "用\\", "1-", "x  ", "c|", "d "];
+        let noise = ["ab", ",", " ", "\n", "éé", "a", "-", "用"];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let (mut found, mut texts) = (0, 0);
+        for len in 0..1000 {
+            for _ in 0..20 {
+                let mut text = String::new();
+                for _ in 0..len % 40 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let i = (seed % 64) as usize;
+                    text.push_str(if i < 48 { singles[i % singles.len()] } else { noise[i % noise.len()] });
+                }
+                let bytes = text.as_bytes();
+                assert_eq!(has_spelled_run(bytes), spelled_run_in(bytes, true), "{text:?}");
+                found += usize::from(spelled_run_in(bytes, true));
+                texts += 1;
+            }
+        }
+        // Both outcomes are well represented.
+        assert!(found > texts / 10 && found < texts * 9 / 10, "{found} of {texts}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 mod rules;
 
 use crate::finding::{Category, Finding};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 use regex::Regex;
 use std::sync::OnceLock;
 
@@ -34,6 +34,8 @@ pub struct SecretScanner {
     prefilter: AhoCorasick,
     /// Keyword index -> the rules it triggers.
     keyword_rules: Vec<Vec<usize>>,
+    /// The length in bytes of the longest keyword.
+    longest_keyword: usize,
     /// Compiled when first needed: all 252 formats compiled up front hold about 33 MiB and take
     /// about 80 ms, while most deployments only ever see a handful of vendors' keywords.
     regexes: Vec<OnceLock<Regex>>,
@@ -63,7 +65,8 @@ impl SecretScanner {
             .build(&keywords)
             .expect("secret keywords are plain literals");
         let regexes = rules::RULES.iter().map(|_| OnceLock::new()).collect();
-        SecretScanner { prefilter, keyword_rules, regexes }
+        let longest_keyword = keywords.iter().map(String::len).max().unwrap_or(0);
+        SecretScanner { prefilter, keyword_rules, longest_keyword, regexes }
     }
 
     /// The number of credential formats known.
@@ -80,12 +83,14 @@ impl SecretScanner {
     /// Appends a finding for every credential in `text`.
     pub fn scan(&self, text: &str, out: &mut Vec<Finding>) {
         // Most text holds no keyword: a plain search says so faster than the overlapping one.
-        if !self.prefilter.is_match(text) {
-            return;
-        }
+        let Some(first) = self.prefilter.find(text) else { return };
+        // `first` is the keyword occurrence that ends first, so every other one ends no
+        // earlier and starts at most one keyword's length before that end: the overlapping
+        // search need not walk the text before it again.
+        let from = first.end().saturating_sub(self.longest_keyword);
         let mut hit = [0u64; 8];
         let mut any = false;
-        for m in self.prefilter.find_overlapping_iter(text) {
+        for m in self.prefilter.find_overlapping_iter(Input::new(text).range(from..)) {
             for &rule in &self.keyword_rules[m.pattern().as_usize()] {
                 hit[rule / 64] |= 1 << (rule % 64);
                 any = true;

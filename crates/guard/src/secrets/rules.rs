@@ -1050,9 +1050,11 @@ pub(crate) static RULES: &[SecretRule] = &[
         2.8,
         "https://jdbc.postgresql.org/documentation/use/#connection-parameters",
     ),
+    // Keyed on the `@` before the host, not the scheme: nearly every tool result holds a
+    // URL, few hold an `@`, so the regex rarely runs.
     rule!(
         "secret.url_basic_auth",
-        ["http://", "https://", "ftp://", "ftps://"],
+        ["@"],
         conn!(r"(?:https?|ftps?)"),
         2.8,
         "https://www.rfc-editor.org/rfc/rfc3986#section-3.2.1",
