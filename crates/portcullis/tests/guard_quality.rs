@@ -75,11 +75,11 @@ fn injection_detection_holds_its_measured_level() {
 fn the_deeper_tier_holds_its_measured_level() {
     let validation = eval_with("guards-deep.yaml", "injection-validation.jsonl", "injection");
     assert!(metric(&validation, "injection", "fpr") <= 0.01, "validation false positives: {validation}");
-    // The bar, met with the tier: measured 0.951 (GUARDRAILS.md, "The deeper tier"); without
+    // The bar, met with the tier: measured 0.953 (GUARDRAILS.md, "The deeper tier"); without
     // the tier 0.898.
     assert!(metric(&validation, "injection", "recall") >= 0.95, "validation recall: {validation}");
     let test = eval_with("guards-deep.yaml", "injection-test.jsonl", "injection");
-    // Held out: measured 0.905 at 0.76 % false positives; without the tier 0.825 at 0.42 %.
+    // Held out: measured 0.906 at 0.76 % false positives; without the tier 0.825 at 0.42 %.
     assert!(metric(&test, "injection", "recall") >= 0.895, "test recall: {test}");
     assert!(metric(&test, "injection", "fpr") <= 0.01, "test false positives: {test}");
     for corpus in ["techdocs.jsonl", "techdocs-lines.jsonl"] {
